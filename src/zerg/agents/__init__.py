@@ -1,0 +1,1 @@
+"""Agents at work: AgentRunner, model providers and tools."""

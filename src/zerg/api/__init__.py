@@ -1,0 +1,1 @@
+"""The HTTP transport: FastAPI app factory, dependencies, error mapping and routes."""

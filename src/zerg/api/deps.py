@@ -1,0 +1,27 @@
+"""Dependencies shared by the routes, as `Annotated` aliases."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from zerg.db import Database
+from zerg.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
+    with database.session() as session:
+        yield session
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SessionDep = Annotated[Session, Depends(get_session)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")]
+DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT
+After = Annotated[str | None, Query(description="The next_cursor of the previous page.")]

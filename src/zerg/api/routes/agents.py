@@ -1,0 +1,50 @@
+"""/api/agents"""
+
+from fastapi import APIRouter, Response
+
+from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
+from zerg.schemas.agents import AgentCreate, AgentRead, AgentUpdate
+from zerg.schemas.common import Page
+from zerg.services import agents as service
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+
+@router.post("", status_code=201)
+def create_agent(data: AgentCreate, session: SessionDep) -> AgentRead:
+    """Create an agent."""
+    agent = service.create_agent(data, session=session)
+    session.commit()
+    return AgentRead.model_validate(agent)
+
+
+@router.get("")
+def list_agents(
+    session: SessionDep, limit: Limit = DEFAULT_PAGE_LIMIT, after: After = None
+) -> Page[AgentRead]:
+    """List agents, oldest first."""
+    page = service.list_agents(session=session, limit=limit, after=after)
+    items = [AgentRead.model_validate(agent) for agent in page.items]
+    return Page(items=items, next_cursor=page.next_cursor)
+
+
+@router.get("/{agent_id}")
+def get_agent(agent_id: int, session: SessionDep) -> AgentRead:
+    """Read one agent."""
+    return AgentRead.model_validate(service.get_agent(agent_id, session=session))
+
+
+@router.patch("/{agent_id}")
+def update_agent(agent_id: int, data: AgentUpdate, session: SessionDep) -> AgentRead:
+    """Change some fields of an agent."""
+    agent = service.update_agent(agent_id, data, session=session)
+    session.commit()
+    return AgentRead.model_validate(agent)
+
+
+@router.delete("/{agent_id}", status_code=204)
+def delete_agent(agent_id: int, session: SessionDep) -> Response:
+    """Delete an agent with its threads, messages, runs and triggers."""
+    service.delete_agent(agent_id, session=session)
+    session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,42 @@
+"""/api/runs"""
+
+from fastapi import APIRouter
+from pydantic import AwareDatetime
+
+from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
+from zerg.schemas.common import Page
+from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
+from zerg.services import runs as service
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+
+@router.get("")
+def list_runs(
+    session: SessionDep,
+    agent_id: int | None = None,
+    status: RunStatus | None = None,
+    trigger: RunTrigger | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Limit = DEFAULT_PAGE_LIMIT,
+    after: After = None,
+) -> Page[RunRead]:
+    """List runs, newest first; `since`/`until` (ISO 8601 with offset) bound the queue time."""
+    page = service.list_runs(
+        session=session,
+        agent_id=agent_id,
+        status=status,
+        trigger=trigger,
+        since=since,
+        until=until,
+        limit=limit,
+        after=after,
+    )
+    return Page(items=[RunRead.model_validate(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{run_id}")
+def get_run(run_id: int, session: SessionDep) -> RunRead:
+    """Read one run."""
+    return RunRead.model_validate(service.get_run(run_id, session=session))

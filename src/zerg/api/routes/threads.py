@@ -1,0 +1,66 @@
+"""/api/threads"""
+
+from fastapi import APIRouter, Response
+
+from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
+from zerg.schemas.common import Page
+from zerg.schemas.threads import MessageRead, ThreadCreate, ThreadRead, ThreadType, ThreadUpdate
+from zerg.services.threads import ThreadService
+
+router = APIRouter(prefix="/threads", tags=["threads"])
+
+
+@router.post("", status_code=201)
+def create_thread(data: ThreadCreate, session: SessionDep) -> ThreadRead:
+    """Start a chat thread with an agent; it becomes the agent's active thread."""
+    thread = ThreadService.create_chat_thread(session, data.agent_id, title=data.title)
+    session.commit()
+    return ThreadRead.model_validate(thread)
+
+
+@router.get("")
+def list_threads(
+    session: SessionDep,
+    agent_id: int | None = None,
+    thread_type: ThreadType | None = None,
+    limit: Limit = DEFAULT_PAGE_LIMIT,
+    after: After = None,
+) -> Page[ThreadRead]:
+    """List threads, newest first."""
+    page = ThreadService.list_threads(
+        session, agent_id=agent_id, thread_type=thread_type, limit=limit, after=after
+    )
+    items = [ThreadRead.model_validate(thread) for thread in page.items]
+    return Page(items=items, next_cursor=page.next_cursor)
+
+
+@router.get("/{thread_id}")
+def get_thread(thread_id: int, session: SessionDep) -> ThreadRead:
+    """Read one thread."""
+    return ThreadRead.model_validate(ThreadService.get_thread(session, thread_id))
+
+
+@router.patch("/{thread_id}")
+def update_thread(thread_id: int, data: ThreadUpdate, session: SessionDep) -> ThreadRead:
+    """Rename a thread or make a chat thread the agent's active one."""
+    thread = ThreadService.update_thread(session, thread_id, data)
+    session.commit()
+    return ThreadRead.model_validate(thread)
+
+
+@router.delete("/{thread_id}", status_code=204)
+def delete_thread(thread_id: int, session: SessionDep) -> Response:
+    """Delete a thread and its messages."""
+    ThreadService.delete_thread(session, thread_id)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/{thread_id}/messages")
+def list_messages(
+    thread_id: int, session: SessionDep, limit: Limit = DEFAULT_PAGE_LIMIT, after: After = None
+) -> Page[MessageRead]:
+    """A thread's messages in the order they were written."""
+    page = ThreadService.list_messages(session, thread_id, limit=limit, after=after)
+    items = [MessageRead.model_validate(message) for message in page.items]
+    return Page(items=items, next_cursor=page.next_cursor)

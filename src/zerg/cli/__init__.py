@@ -1,0 +1,19 @@
+"""The `zerg` command line: one module per command group."""
+
+import typer
+
+from zerg.cli import agents, db, serve
+
+app = typer.Typer(
+    name="zerg",
+    help="Zerg: run LLM agents on your own machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(agents.app, name="agents")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,109 @@
+"""`zerg agents`: define and inspect agents."""
+
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from zerg.cli.common import (
+    EXIT_INVALID,
+    describe_validation_error,
+    emit_json,
+    fail,
+    load_settings,
+    session_scope,
+)
+from zerg.schemas.agents import AgentCreate, AgentRead
+from zerg.services import agents as service
+from zerg.services.pagination import MAX_LIMIT
+
+app = typer.Typer(help="Create, list, show and delete agents.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _print_agent(agent: AgentRead) -> None:
+    for field, value in agent.model_dump(mode="json").items():
+        typer.echo(f"{field:20} {value if value is not None else '-'}")
+
+
+@app.command("list")
+def list_agents(
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="How many to show.")] = 50,
+    after: Annotated[str | None, typer.Option(help="Cursor from a previous page.")] = None,
+) -> None:
+    """List agents, oldest first."""
+    with session_scope(load_settings()) as session:
+        page = service.list_agents(session=session, limit=limit, after=after)
+        agents = [AgentRead.model_validate(agent) for agent in page.items]
+    if as_json:
+        emit_json(agents)
+        return
+    typer.echo(f"{'ID':>5}  {'STATUS':8} {'MODEL':28} {'SCHEDULE':16} NAME")
+    for agent in agents:
+        typer.echo(
+            f"{agent.id:>5}  {agent.status:8} {agent.model:28} {agent.schedule or '-':16} "
+            f"{agent.name}"
+        )
+    if page.next_cursor:
+        typer.echo(f"more: zerg agents list --after {page.next_cursor}", err=True)
+
+
+@app.command("create")
+def create_agent(
+    name: Annotated[str, typer.Option(help="Display name.")],
+    model: Annotated[str, typer.Option(help="provider:name, e.g. openai:gpt-4o-mini.")],
+    system: Annotated[str, typer.Option(help="System instructions.")] = "",
+    task: Annotated[str | None, typer.Option(help="Task instructions for task runs.")] = None,
+    tool: Annotated[list[str] | None, typer.Option(help="A built-in tool; repeatable.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Cron expression.")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the schedule.")] = "UTC",
+    concurrency: Annotated[str, typer.Option(help="reject or queue.")] = "reject",
+    timeout: Annotated[int, typer.Option(help="Run time limit in seconds.")] = 600,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an agent."""
+    try:
+        data = AgentCreate.model_validate(
+            {
+                "name": name,
+                "model": model,
+                "system_instructions": system,
+                "task_instructions": task,
+                "tools": tool or [],
+                "schedule": schedule,
+                "timezone": timezone,
+                "concurrency": concurrency,
+                "timeout_s": timeout,
+            }
+        )
+    except ValidationError as exc:
+        fail(describe_validation_error(exc), EXIT_INVALID)
+    with session_scope(load_settings()) as session:
+        agent = AgentRead.model_validate(service.create_agent(data, session=session))
+        session.commit()
+    if as_json:
+        emit_json(agent)
+    else:
+        typer.echo(agent.id)
+
+
+@app.command("show")
+def show_agent(agent_id: int, as_json: JsonOpt = False) -> None:
+    """Show one agent."""
+    with session_scope(load_settings()) as session:
+        agent = AgentRead.model_validate(service.get_agent(agent_id, session=session))
+    if as_json:
+        emit_json(agent)
+    else:
+        _print_agent(agent)
+
+
+@app.command("delete")
+def delete_agent(agent_id: int) -> None:
+    """Delete an agent with its threads, messages, runs and triggers."""
+    with session_scope(load_settings()) as session:
+        service.delete_agent(agent_id, session=session)
+        session.commit()
+    typer.echo(f"deleted agent {agent_id}", err=True)

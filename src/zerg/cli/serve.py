@@ -1,0 +1,30 @@
+"""`zerg serve`: the API server (embedded mode runs everything in this one process)."""
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from zerg.api.app import create_app
+from zerg.cli.common import load_settings, migrate_or_fail
+from zerg.logging import configure_logging
+
+logger = logging.getLogger(__name__)
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on [ZERG_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [ZERG_PORT].")] = None,
+) -> None:
+    """Apply migrations, then serve the API, docs (/docs) and health check (/health)."""
+    settings = load_settings(host=host, port=port)
+    configure_logging(settings.log_level)
+    url = migrate_or_fail(settings)
+    logger.info("database ready at %s", url)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )

@@ -1,0 +1,29 @@
+"""Domain errors raised by services; transports map each to a status code or an exit code once."""
+
+
+class ZergError(Exception):
+    """Base of every error a user can cause; `code` is stable, the message says what and why."""
+
+    code = "error"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class NotFound(ZergError):
+    code = "not_found"
+
+
+class Conflict(ZergError):
+    code = "conflict"
+
+
+class InvalidInput(ZergError):
+    code = "invalid_input"
+
+
+class Forbidden(ZergError):
+    code = "forbidden"

@@ -1,0 +1,31 @@
+"""The `agents` table."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from zerg.db.types import JSONType, UTCDateTime
+from zerg.models.base import Base, Timestamped
+
+
+class Agent(Timestamped, Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str] = mapped_column(String(200))
+    system_instructions: Mapped[str] = mapped_column(Text, default="")
+    task_instructions: Mapped[str | None] = mapped_column(Text)
+    tools: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    schedule: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    run_on_schedule: Mapped[bool] = mapped_column(Boolean, default=True)
+    concurrency: Mapped[str] = mapped_column(String(16), default="reject")
+    timeout_s: Mapped[int] = mapped_column(Integer, default=600)
+    status: Mapped[str] = mapped_column(String(16), default="idle")
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

@@ -1,0 +1,21 @@
+"""The `triggers` table: inbound webhooks that start task runs."""
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from zerg import clock
+from zerg.db.types import UTCDateTime
+from zerg.models.base import Base
+
+
+class Trigger(Base):
+    __tablename__ = "triggers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    scheme: Mapped[str] = mapped_column(String(16), default="standard")
+    secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

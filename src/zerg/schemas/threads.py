@@ -1,0 +1,53 @@
+"""Thread and message shapes."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ThreadType = Literal["chat", "manual", "scheduled", "webhook", "api"]
+Role = Literal["system", "user", "assistant", "tool"]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class ThreadCreate(BaseModel):
+    """A new chat thread for an agent; it starts with the agent's system message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: int
+    title: Title | None = None
+
+
+class ThreadUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Title | None = None
+    active: bool | None = None
+
+
+class ThreadRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    agent_id: int
+    title: str
+    thread_type: ThreadType
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class MessageRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    thread_id: int
+    role: Role
+    content: str
+    tool_calls: list[dict[str, Any]] | None
+    tool_call_id: str | None
+    name: str | None
+    processed: bool
+    metadata: dict[str, Any] = Field(validation_alias="meta")
+    created_at: datetime

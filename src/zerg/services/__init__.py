@@ -1,0 +1,1 @@
+"""Business logic. Services take `*, session`, flush, and leave the commit to their caller."""

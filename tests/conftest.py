@@ -1,0 +1,134 @@
+"""Fixtures shared by the whole suite.
+
+Every test that touches the database runs once per backend (SQLite, and PostgreSQL on a server
+this session starts), each time on a fresh database copied from a migrated template.
+"""
+
+import itertools
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import create_engine, text
+
+from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.server import serve_in_thread
+from zerg.api.app import create_app
+from zerg.db import Database
+from zerg.db.engine import create_db_engine
+from zerg.db.migrate import upgrade
+from zerg.settings import Settings
+
+BACKENDS = [b for b in os.environ.get("ZERG_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+_counter = itertools.count()
+
+
+def _refuse_network(self: socket.socket, address: object) -> None:
+    """No test may reach past this machine: connecting anywhere but loopback fails loudly."""
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and (
+        host in ("localhost", "::1") or host.startswith("127.") or host.startswith("/")
+    ):
+        return _original_connect(self, address)
+    raise RuntimeError(f"tests must not reach the network (tried to connect to {address!r})")
+
+
+_original_connect = socket.socket.connect
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    socket.socket.connect = _refuse_network  # type: ignore[method-assign,assignment]
+    yield
+    socket.socket.connect = _original_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    root = Path(tempfile.mkdtemp(prefix="zerg-test-pg-"))
+    server = start_postgres(root)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="session")
+def template_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database migrated to head once per session; each test copies it."""
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE zerg_template"))
+        admin.dispose()
+        url = server.url_for("zerg_template")
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(backend: str, template_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    if backend == "sqlite":
+        target = tmp_path / "zerg.db"
+        shutil.copyfile(template_url.removeprefix("sqlite:///"), target)
+        yield f"sqlite:///{target}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = f"zerg_test_{os.getpid()}_{next(_counter)}"
+    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE zerg_template STRATEGY FILE_COPY"))
+    try:
+        yield server.url_for(name)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    db = Database(settings)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def base_url(app: FastAPI) -> Iterator[str]:
+    with serve_in_thread(app) as url:
+        yield url
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        yield http
