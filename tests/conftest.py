@@ -67,7 +67,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def template_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+def template_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
     """A database migrated to head once per session; each test copies it."""
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
@@ -85,7 +87,9 @@ def template_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory:
 
 
 @pytest.fixture
-def database_url(backend: str, template_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+def database_url(
+    backend: str, template_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A fresh, migrated database for one test."""
     if backend == "sqlite":
         target = tmp_path / "zerg.db"
@@ -132,3 +136,7 @@ def base_url(app: FastAPI) -> Iterator[str]:
 def client(base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=30) as http:
         yield http
+
+
+# The `openai_server` fixture (a fake OpenAI-compatible LLM server) for the whole suite.
+pytest_plugins = ["tests.support.openai_server"]

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,7 +14,7 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Zerg's configuration. Created once in an entry point and passed down, never read globally."""
 
-    model_config = SettingsConfigDict(env_prefix="ZERG_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ZERG_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
         default_factory=_default_data_dir,
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface `zerg serve` listens on.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `zerg serve` listens on.")
+    server_url: str | None = Field(
+        default=None,
+        description="URL of a running `zerg serve` that CLI commands such as `zerg agents run` "
+        "talk to. Unset: http://HOST:PORT from the settings above.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of every Zerg logger."
     )
@@ -37,12 +42,36 @@ class Settings(BaseSettings):
         description="How long a SQLite writer waits for the write lock before failing.",
     )
 
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "ZERG_OPENAI_API_KEY"),
+        description="API key for `openai:` models (OPENAI_API_KEY).",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "ZERG_OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible server (OPENAI_BASE_URL); "
+        "an agent's config.base_url wins over it.",
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ANTHROPIC_API_KEY", "ZERG_ANTHROPIC_API_KEY"),
+        description="API key for `anthropic:` models (ANTHROPIC_API_KEY).",
+    )
+
     @property
     def resolved_database_url(self) -> str:
         """The database URL in force: the configured one, or the embedded SQLite file."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'zerg.db'}"
+
+    @property
+    def resolved_server_url(self) -> str:
+        if self.server_url:
+            return self.server_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

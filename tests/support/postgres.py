@@ -3,7 +3,6 @@
 PostgreSQL refuses to run as root, so as root the cluster is owned by and run as `postgres`.
 """
 
-import glob
 import os
 import shutil
 import socket
@@ -13,7 +12,7 @@ from pathlib import Path
 
 
 def find_bindir() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), reverse=True)
     on_path = shutil.which("pg_ctl")
     if candidates:
         return Path(candidates[0]).parent
@@ -46,8 +45,10 @@ class PostgresServer:
         return f"postgresql+psycopg://zerg@127.0.0.1:{self.port}/{database}"
 
     def stop(self) -> None:
-        _run_as_owner([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
-                       "stop"], check=False)
+        _run_as_owner(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"],
+            check=False,
+        )
 
 
 def _run_as_owner(cmd: list[str], *, check: bool = True) -> None:
@@ -64,13 +65,37 @@ def start_postgres(root: Path) -> PostgresServer:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
         root.chmod(0o700)
-    _run_as_owner([str(bindir / "initdb"), "-D", str(datadir), "-U", "zerg",
-                   "--auth=trust", "-E", "UTF8", "--no-sync"])
+    _run_as_owner(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "zerg",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]
+    )
     port = free_port()
     options = (
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
     )
-    _run_as_owner([str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options,
-                   "-l", str(root / "server.log"), "-w", "-t", "60", "start"])
+    _run_as_owner(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-o",
+            options,
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+    )
     return PostgresServer(datadir=datadir, port=port, bindir=bindir)

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from zerg.db import Database
 from zerg.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from zerg.services.task_runs import TaskRuns
 
 
 def get_database(request: Request) -> Database:
@@ -25,3 +26,11 @@ SessionDep = Annotated[Session, Depends(get_session)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")]
 DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT
 After = Annotated[str | None, Query(description="The next_cursor of the previous page.")]
+
+
+def get_task_runs(request: Request) -> TaskRuns:
+    task_runs: TaskRuns = request.app.state.task_runs
+    return task_runs
+
+
+TaskRunsDep = Annotated[TaskRuns, Depends(get_task_runs)]

@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from zerg.cli.common import (
     EXIT_INVALID,
+    EXIT_RUN_FAILED,
+    call_server,
     describe_validation_error,
     emit_json,
     fail,
@@ -14,6 +16,7 @@ from zerg.cli.common import (
     session_scope,
 )
 from zerg.schemas.agents import AgentCreate, AgentRead
+from zerg.schemas.runs import RunRead
 from zerg.services import agents as service
 from zerg.services.pagination import MAX_LIMIT
 
@@ -39,13 +42,14 @@ def list_agents(
         agents = [AgentRead.model_validate(agent) for agent in page.items]
     if as_json:
         emit_json(agents)
-        return
-    typer.echo(f"{'ID':>5}  {'STATUS':8} {'MODEL':28} {'SCHEDULE':16} NAME")
-    for agent in agents:
-        typer.echo(
-            f"{agent.id:>5}  {agent.status:8} {agent.model:28} {agent.schedule or '-':16} "
-            f"{agent.name}"
-        )
+    else:
+        typer.echo(f"{'ID':>5}  {'STATUS':8} {'MODEL':28} {'SCHEDULE':16} NAME")
+        for agent in agents:
+            typer.echo(
+                f"{agent.id:>5}  {agent.status:8} {agent.model:28} {agent.schedule or '-':16} "
+                f"{agent.name}"
+            )
+    # On stderr in both modes, so stdout stays the bare list and the next page stays reachable.
     if page.next_cursor:
         typer.echo(f"more: zerg agents list --after {page.next_cursor}", err=True)
 
@@ -98,6 +102,37 @@ def show_agent(agent_id: int, as_json: JsonOpt = False) -> None:
         emit_json(agent)
     else:
         _print_agent(agent)
+
+
+@app.command("run")
+def run_agent(
+    agent_id: int,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until the run has finished.")] = False,
+    timeout: Annotated[float, typer.Option(help="With --wait, seconds to wait at most.")] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a task run on the running server; prints the run (and its outcome with --wait)."""
+    settings = load_settings()
+    params: dict[str, str | float] = {"wait": "true", "timeout_s": timeout} if wait else {}
+    response = call_server(
+        settings, "POST", f"/api/agents/{agent_id}/task", params=params, timeout=timeout + 30
+    )
+    run = RunRead.model_validate(response.json())
+    if as_json:
+        emit_json(run)
+    else:
+        line = f"run {run.id}: {run.status}"
+        if run.thread_id is not None:
+            line += f" (thread {run.thread_id})"
+        if run.total_tokens:
+            line += f", {run.total_tokens} tokens"
+        if run.duration_ms is not None:
+            line += f", {run.duration_ms} ms"
+        typer.echo(line)
+        if run.error:
+            typer.echo(f"error: {run.error}", err=True)
+    if run.status in ("failed", "cancelled", "timed_out"):
+        raise typer.Exit(EXIT_RUN_FAILED)
 
 
 @app.command("delete")

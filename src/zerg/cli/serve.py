@@ -1,16 +1,25 @@
 """`zerg serve`: the API server (embedded mode runs everything in this one process)."""
 
+import copy
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from zerg.api.app import create_app
 from zerg.cli.common import load_settings, migrate_or_fail
 from zerg.logging import configure_logging
 
 logger = logging.getLogger(__name__)
+
+
+def _uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging with its access lines moved from stdout to stderr, beside every log."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
 
 
 def serve(
@@ -27,4 +36,5 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=_uvicorn_log_config(),
     )

@@ -34,11 +34,17 @@ def create_db_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+            # SQLite does not expand "~" (e.g. ZERG_DATA_DIR=~/zerg): expand it here, so the
+            # file opened is in the directory created.
+            path = Path(database).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            parsed = parsed.set(database=str(path))
+        engine = create_engine(
+            parsed, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20
+        )
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
 class Database:

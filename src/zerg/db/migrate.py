@@ -30,6 +30,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
             )
+        elif connection.dialect.name == "sqlite":
+            # The sqlite3 driver runs DDL outside any transaction unless one is begun by hand:
+            # begin it, so a failed migration rolls back and a second process waits its turn.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

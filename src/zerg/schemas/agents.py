@@ -12,10 +12,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
 from zerg.agents.catalog import BUILTIN_TOOL_NAMES, MODEL_PROVIDERS
+from zerg.schemas.common import storable
 
 
 class AgentStatus(StrEnum):
@@ -51,7 +53,8 @@ def _check_schedule(value: str | None) -> str | None:
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    # A key naming a tzdata directory ("America") fails with IsADirectoryError, an OSError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(
             f"'{value}' is not an IANA time zone name (e.g. 'UTC', 'Europe/Paris')"
         ) from None
@@ -67,7 +70,9 @@ def _check_tools(value: list[str]) -> list[str]:
 
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Model = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_check_model)]
+Model = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(_check_model)
+]
 Schedule = Annotated[
     str | None,
     StringConstraints(strip_whitespace=True, max_length=200),
@@ -89,6 +94,11 @@ class _AgentInput(BaseModel):
             if given:
                 raise ValueError(f"read-only field(s) cannot be set: {', '.join(given)}")
         return data
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value)
 
 
 class AgentCreate(_AgentInput):

@@ -1,10 +1,46 @@
-"""Shapes shared by every resource: pages and errors."""
+"""Shapes shared by every resource: ids, storable values, pages and errors."""
 
-from typing import Generic, TypeVar
+import math
+from typing import Annotated, Any, Generic, TypeVar
 
+from annotated_types import Ge, Le
 from pydantic import BaseModel, Field
 
 T = TypeVar("T")
+
+# Ids are INTEGER columns (32-bit on PostgreSQL). A larger number must fail validation: as a query
+# parameter it makes PostgreSQL (out of range) and SQLite (OverflowError) raise.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Ge(1), Le(MAX_ID)]
+
+
+def storable(value: T) -> T:
+    """`value`, if both databases can store it; JSON can carry what they cannot.
+
+    PostgreSQL refuses NUL characters in text and JSONB, neither database encodes a lone UTF-16
+    surrogate, and NaN and Infinity are not JSON.
+    """
+    _check_storable(value)
+    return value
+
+
+def _check_storable(value: Any) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain the NUL character (U+0000)")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must not contain a lone surrogate (U+D800-U+DFFF)") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (NaN and Infinity are not JSON)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key)
+            _check_storable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item)
 
 
 class Page(BaseModel, Generic[T]):

@@ -3,11 +3,17 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from zerg.schemas.common import Id, storable
 
 ThreadType = Literal["chat", "manual", "scheduled", "webhook", "api"]
 Role = Literal["system", "user", "assistant", "tool"]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(storable),
+]
 
 
 class ThreadCreate(BaseModel):
@@ -15,7 +21,7 @@ class ThreadCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agent_id: int
+    agent_id: Id
     title: Title | None = None
 
 

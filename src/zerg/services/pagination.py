@@ -14,6 +14,7 @@ from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from zerg.errors import InvalidInput
+from zerg.schemas.common import MAX_ID
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -36,7 +37,10 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not raw.startswith(_PREFIX):
             raise ValueError(raw)
-        return int(raw.removeprefix(_PREFIX))
+        last_id = int(raw.removeprefix(_PREFIX))
+        if not 0 < last_id <= MAX_ID:
+            raise ValueError(raw)
+        return last_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "'after' is not a cursor this server issued; pass a next_cursor from a list response",

@@ -1,8 +1,9 @@
 """Runs: the read side (listing and fetching run records)."""
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from zerg.errors import NotFound
@@ -42,3 +43,36 @@ def list_runs(
     if until is not None:
         stmt = stmt.where(Run.queued_at < until)
     return paginate(session, stmt, Run.id, limit=limit, after=after, descending=True)
+
+
+FINAL_STATUSES = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+)
+# The run state machine: which statuses each status may move to. Final states move nowhere.
+ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset(
+        {RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+    ),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT}
+    ),
+}
+
+
+def transition_run(run_id: int, to: RunStatus, *, session: Session, **fields: Any) -> bool:
+    """Move a run to `to` if the table allows it from its current status; False if not.
+
+    Compare-and-set in one UPDATE: a late writer (a retried step, a cancel racing a finish)
+    can never overwrite a final status.
+    """
+    sources = [source for source, targets in ALLOWED_TRANSITIONS.items() if to in targets]
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(sources))
+        .values(status=to, **fields)
+        .execution_options(synchronize_session=False)
+    )
+    run = session.get(Run, run_id)
+    if run is not None:
+        session.refresh(run)
+    return bool(getattr(result, "rowcount", 0) == 1)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Response
 
 from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
 from zerg.schemas.agents import AgentCreate, AgentRead, AgentUpdate
-from zerg.schemas.common import Page
+from zerg.schemas.common import Id, Page
 from zerg.services import agents as service
 
 router = APIRouter(prefix="/agents", tags=["agents"])
@@ -29,13 +29,13 @@ def list_agents(
 
 
 @router.get("/{agent_id}")
-def get_agent(agent_id: int, session: SessionDep) -> AgentRead:
+def get_agent(agent_id: Id, session: SessionDep) -> AgentRead:
     """Read one agent."""
     return AgentRead.model_validate(service.get_agent(agent_id, session=session))
 
 
 @router.patch("/{agent_id}")
-def update_agent(agent_id: int, data: AgentUpdate, session: SessionDep) -> AgentRead:
+def update_agent(agent_id: Id, data: AgentUpdate, session: SessionDep) -> AgentRead:
     """Change some fields of an agent."""
     agent = service.update_agent(agent_id, data, session=session)
     session.commit()
@@ -43,7 +43,7 @@ def update_agent(agent_id: int, data: AgentUpdate, session: SessionDep) -> Agent
 
 
 @router.delete("/{agent_id}", status_code=204)
-def delete_agent(agent_id: int, session: SessionDep) -> Response:
+def delete_agent(agent_id: Id, session: SessionDep) -> Response:
     """Delete an agent with its threads, messages, runs and triggers."""
     service.delete_agent(agent_id, session=session)
     session.commit()

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime
 
 from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
-from zerg.schemas.common import Page
+from zerg.schemas.common import Id, Page
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.services import runs as service
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/runs", tags=["runs"])
 @router.get("")
 def list_runs(
     session: SessionDep,
-    agent_id: int | None = None,
+    agent_id: Id | None = None,
     status: RunStatus | None = None,
     trigger: RunTrigger | None = None,
     since: AwareDatetime | None = None,
@@ -37,6 +37,6 @@ def list_runs(
 
 
 @router.get("/{run_id}")
-def get_run(run_id: int, session: SessionDep) -> RunRead:
+def get_run(run_id: Id, session: SessionDep) -> RunRead:
     """Read one run."""
     return RunRead.model_validate(service.get_run(run_id, session=session))

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Response
 
 from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
-from zerg.schemas.common import Page
+from zerg.schemas.common import Id, Page
 from zerg.schemas.threads import MessageRead, ThreadCreate, ThreadRead, ThreadType, ThreadUpdate
 from zerg.services.threads import ThreadService
 
@@ -21,7 +21,7 @@ def create_thread(data: ThreadCreate, session: SessionDep) -> ThreadRead:
 @router.get("")
 def list_threads(
     session: SessionDep,
-    agent_id: int | None = None,
+    agent_id: Id | None = None,
     thread_type: ThreadType | None = None,
     limit: Limit = DEFAULT_PAGE_LIMIT,
     after: After = None,
@@ -35,13 +35,13 @@ def list_threads(
 
 
 @router.get("/{thread_id}")
-def get_thread(thread_id: int, session: SessionDep) -> ThreadRead:
+def get_thread(thread_id: Id, session: SessionDep) -> ThreadRead:
     """Read one thread."""
     return ThreadRead.model_validate(ThreadService.get_thread(session, thread_id))
 
 
 @router.patch("/{thread_id}")
-def update_thread(thread_id: int, data: ThreadUpdate, session: SessionDep) -> ThreadRead:
+def update_thread(thread_id: Id, data: ThreadUpdate, session: SessionDep) -> ThreadRead:
     """Rename a thread or make a chat thread the agent's active one."""
     thread = ThreadService.update_thread(session, thread_id, data)
     session.commit()
@@ -49,7 +49,7 @@ def update_thread(thread_id: int, data: ThreadUpdate, session: SessionDep) -> Th
 
 
 @router.delete("/{thread_id}", status_code=204)
-def delete_thread(thread_id: int, session: SessionDep) -> Response:
+def delete_thread(thread_id: Id, session: SessionDep) -> Response:
     """Delete a thread and its messages."""
     ThreadService.delete_thread(session, thread_id)
     session.commit()
@@ -58,7 +58,7 @@ def delete_thread(thread_id: int, session: SessionDep) -> Response:
 
 @router.get("/{thread_id}/messages")
 def list_messages(
-    thread_id: int, session: SessionDep, limit: Limit = DEFAULT_PAGE_LIMIT, after: After = None
+    thread_id: Id, session: SessionDep, limit: Limit = DEFAULT_PAGE_LIMIT, after: After = None
 ) -> Page[MessageRead]:
     """A thread's messages in the order they were written."""
     page = ThreadService.list_messages(session, thread_id, limit=limit, after=after)

@@ -1,0 +1,278 @@
+"""AgentRunner: runs an agent's LangGraph ReAct loop over a thread, the thread as checkpoint.
+
+Every assistant and tool message is committed the moment it is produced. A run that stops half
+way (a crash, a restart) is resumed by calling `run_thread` again on the same thread: it re-reads
+the stored messages, runs only the tool calls still unanswered, and calls the model only when the
+thread's last message needs an answer — so no completed model or tool call is repeated.
+"""
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from langchain.agents import create_agent
+from langchain.agents.middleware import ToolCallRequest, ToolErrorMiddleware
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt import ToolNode
+from langgraph.types import StreamMode
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from zerg.agents.models import build_chat_model
+from zerg.agents.pricing import cost_usd
+from zerg.agents.tools import HttpGetPolicy, build_tools
+from zerg.models import Agent, Message, Thread
+from zerg.services.threads import ThreadService
+from zerg.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_STEPS = 50
+
+
+@dataclass
+class RunUsage:
+    """Token usage and cost summed over the model calls of one `run_thread`."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = 0.0
+    messages: list[Message] = field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, input_tokens: int, output_tokens: int, cost: float | None) -> None:
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        # One unknown price makes the total unknown: a partial sum would under-report.
+        self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
+
+
+def _tool_error(exc: Exception, request: ToolCallRequest) -> str:
+    """A failing tool becomes a tool message the model can read; the run goes on."""
+    return f"Error: tool {request.tool_call['name']} failed: {type(exc).__name__}: {exc}"
+
+
+def _tool_node_error(exc: Exception) -> str:
+    return f"Error: {type(exc).__name__}: {exc}"
+
+
+def to_langchain(message: Message) -> BaseMessage:
+    if message.role == "system":
+        return SystemMessage(content=message.content)
+    if message.role == "user":
+        return HumanMessage(content=message.content)
+    if message.role == "assistant":
+        calls = [
+            {"id": c["id"], "name": c["name"], "args": c.get("args", {}), "type": "tool_call"}
+            for c in message.tool_calls or []
+        ]
+        return AIMessage(content=message.content, tool_calls=calls)
+    return ToolMessage(
+        content=message.content, tool_call_id=message.tool_call_id or "", name=message.name
+    )
+
+
+def unanswered_tool_calls(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Tool calls of the last assistant message that have no tool message yet."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, AIMessage):
+            answered = {m.tool_call_id for m in messages[index + 1 :] if isinstance(m, ToolMessage)}
+            return [dict(c) for c in message.tool_calls if c["id"] not in answered]
+        if isinstance(message, HumanMessage):
+            return []
+    return []
+
+
+class AgentRunner:
+    """Runs one agent over one thread. Create one per run; it holds no state between runs."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        settings: Settings,
+        http_policy: HttpGetPolicy | None = None,
+        on_message: Callable[[Message], None] | None = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.settings = settings
+        self.model_name = agent.model
+        self.config = dict(agent.config or {})
+        self.tools: list[BaseTool] = build_tools(agent.tools or [], http_policy=http_policy)
+        self.on_message = on_message
+        self.on_token = on_token
+
+    async def run_thread(
+        self, session: Session, thread: Thread, *, stream: bool = False
+    ) -> RunUsage:
+        """Run the agent until it answers without tool calls; returns what this call used.
+
+        Commits after each message (the thread is the checkpoint), so `session` must not hold
+        other uncommitted work. With `stream`, tokens go to `on_token` as they arrive.
+        """
+        usage = RunUsage()
+        history = [to_langchain(m) for m in self._stored(session, thread)]
+        # End the read transaction: a session must not hold a pooled connection while the
+        # model or a tool is awaited, or concurrent runs exhaust the pool.
+        session.commit()
+        pending = unanswered_tool_calls(history)
+        if pending:
+            history += await self._answer_pending_tools(session, thread, history, pending, usage)
+        if self._finished(history):
+            self._mark_processed(session, thread)
+            return usage
+        async with httpx.AsyncClient() as http_client:
+            await self._run_graph(session, thread, history, usage, stream, http_client)
+        self._mark_processed(session, thread)
+        return usage
+
+    async def _run_graph(
+        self,
+        session: Session,
+        thread: Thread,
+        history: list[BaseMessage],
+        usage: RunUsage,
+        stream: bool,
+        http_client: httpx.AsyncClient,
+    ) -> None:
+        model = build_chat_model(
+            self.model_name, self.config, self.settings, http_client=http_client
+        )
+        graph = create_agent(
+            model,
+            tools=self.tools,
+            middleware=[ToolErrorMiddleware(on_error=_tool_error)],
+        )
+        limit = int(self.config.get("max_steps", DEFAULT_MAX_STEPS))
+        modes: list[StreamMode] = ["updates", "messages"] if stream else ["updates"]
+        config: RunnableConfig = {"recursion_limit": limit * 2 + 1}
+        state: Any = {"messages": history}
+        mark = time.monotonic()
+        async for mode, payload in graph.astream(state, config, stream_mode=modes):
+            if mode == "messages":
+                self._emit_token(payload)
+                continue
+            assert isinstance(payload, dict)
+            for node, update_ in payload.items():
+                for message in (update_ or {}).get("messages", []):
+                    latency_ms = (time.monotonic() - mark) * 1000
+                    self._persist(session, thread, message, usage, latency_ms, node)
+                mark = time.monotonic()
+
+    @staticmethod
+    def _stored(session: Session, thread: Thread) -> list[Message]:
+        stmt = select(Message).where(Message.thread_id == thread.id).order_by(Message.id)
+        return list(session.scalars(stmt))
+
+    @staticmethod
+    def _finished(history: Sequence[BaseMessage]) -> bool:
+        last = history[-1] if history else None
+        return isinstance(last, AIMessage) and not last.tool_calls
+
+    async def _answer_pending_tools(
+        self,
+        session: Session,
+        thread: Thread,
+        history: list[BaseMessage],
+        pending: list[dict[str, Any]],
+        usage: RunUsage,
+    ) -> list[BaseMessage]:
+        """Resume: run only the tool calls a previous attempt left unanswered."""
+        node = ToolNode(self.tools, handle_tool_errors=_tool_node_error)
+        request = AIMessage(content="", tool_calls=pending)
+        result = await node.ainvoke({"messages": [*history, request]})
+        produced: list[BaseMessage] = list(result["messages"])
+        for message in produced:
+            self._persist(session, thread, message, usage, None, "tools")
+        return produced
+
+    def _persist(
+        self,
+        session: Session,
+        thread: Thread,
+        message: BaseMessage,
+        usage: RunUsage,
+        latency_ms: float | None,
+        node: str,
+    ) -> None:
+        if isinstance(message, AIMessage):
+            meta = self._model_meta(message, usage, latency_ms)
+            calls = [
+                {"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls
+            ]
+            stored = ThreadService.add_message(
+                session,
+                thread,
+                role="assistant",
+                content=message.text,
+                tool_calls=calls or None,
+                meta=meta,
+            )
+        elif isinstance(message, ToolMessage):
+            meta = {"status": message.status}
+            if latency_ms is not None:
+                meta["latency_ms"] = round(latency_ms, 2)
+            stored = ThreadService.add_message(
+                session,
+                thread,
+                role="tool",
+                content=message.text,
+                tool_call_id=message.tool_call_id,
+                name=message.name,
+                meta=meta,
+            )
+        else:
+            logger.debug("ignoring %s from node %s", type(message).__name__, node)
+            return
+        session.commit()
+        usage.messages.append(stored)
+        if self.on_message:
+            self.on_message(stored)
+
+    def _model_meta(
+        self, message: AIMessage, usage: RunUsage, latency_ms: float | None
+    ) -> dict[str, Any]:
+        tokens: dict[str, Any] = dict(message.usage_metadata or {})
+        input_tokens = int(tokens.get("input_tokens", 0))
+        output_tokens = int(tokens.get("output_tokens", 0))
+        cost = cost_usd(self.model_name, input_tokens, output_tokens)
+        usage.add(input_tokens, output_tokens, cost)
+        meta: dict[str, Any] = {
+            "model": self.model_name,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost_usd": cost,
+        }
+        if latency_ms is not None:
+            meta["latency_ms"] = round(latency_ms, 2)
+        return meta
+
+    def _emit_token(self, payload: Any) -> None:
+        chunk, _meta = payload
+        if self.on_token and isinstance(chunk, AIMessage) and chunk.text:
+            self.on_token(chunk.text)
+
+    @staticmethod
+    def _mark_processed(session: Session, thread: Thread) -> None:
+        session.execute(
+            update(Message)
+            .where(Message.thread_id == thread.id, Message.processed.is_(False))
+            .values(processed=True)
+        )
+        session.commit()

@@ -1,0 +1,44 @@
+"""/api/agents/{id}/task: start a task run."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+
+from zerg.api.deps import TaskRunsDep
+from zerg.schemas.runs import RunRead
+from zerg.services.runs import FINAL_STATUSES
+
+router = APIRouter(tags=["runs"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Repeat a request with the same key to get the same run, not a new one.",
+    ),
+]
+
+
+@router.post(
+    "/agents/{agent_id}/task",
+    status_code=202,
+    responses={200: {"model": RunRead, "description": "With wait=true: the finished run."}},
+)
+async def run_task(
+    agent_id: int,
+    task_runs: TaskRunsDep,
+    idempotency_key: IdempotencyKey = None,
+    wait: Annotated[bool, Query(description="Answer when the run has finished.")] = False,
+    timeout_s: Annotated[
+        float, Query(gt=0, le=3600, description="With wait=true, how long to wait at most.")
+    ] = 300,
+) -> JSONResponse:
+    """Start a task run of the agent; 202 with the queued run, or 200 with it finished."""
+    run = await task_runs.trigger(agent_id, trigger="manual", idempotency_key=idempotency_key)
+    status = 202
+    if wait:
+        run = await task_runs.wait(run.id, timeout_s)
+        status = 200 if run.status in FINAL_STATUSES else 202
+    return JSONResponse(run.model_dump(mode="json"), status_code=status)
