@@ -12,11 +12,11 @@ import httpx
 from sqlalchemy import ColumnElement, func, select
 
 from zerg.db import Database
-from zerg.models import Agent, Message, Run, Thread, Trigger
+from zerg.models import Agent, Base, Message, Run, Thread, Trigger
 from zerg.schemas.threads import Role
 from zerg.services.threads import ThreadService
 
-Model = TypeVar("Model", Agent, Thread, Message, Run, Trigger)
+Model = TypeVar("Model", bound=Base)
 # POSTs an agent (name and model defaulted) and returns the created body: the `make_agent` fixture.
 AgentFactory = Callable[..., dict[str, Any]]
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)

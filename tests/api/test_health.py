@@ -3,10 +3,11 @@
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 
 from tests.support.postgres import free_port
-from tests.support.server import serve_in_thread
-from zerg.api.app import create_app
+from zerg.api.deps import get_database
+from zerg.db import Database
 from zerg.settings import Settings
 
 
@@ -16,15 +17,23 @@ def test_health_reports_database_ok(client: httpx.Client) -> None:
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
-def test_health_is_503_when_the_database_does_not_answer(tmp_path: Path) -> None:
-    # A PostgreSQL URL on a loopback port nothing listens on: connecting is refused at once.
-    settings = Settings(
-        database_url=f"postgresql+psycopg://zerg@127.0.0.1:{free_port()}/zerg",
-        data_dir=tmp_path,
+def test_health_is_503_while_the_database_does_not_answer(
+    app: FastAPI, client: httpx.Client, tmp_path: Path
+) -> None:
+    # The server needs its database to start (the run engine launches on it), so the database
+    # goes away afterwards: the app is pointed at a loopback port nothing listens on.
+    dead = Database(
+        Settings(
+            database_url=f"postgresql+psycopg://zerg@127.0.0.1:{free_port()}/zerg",
+            data_dir=tmp_path,
+        )
     )
-
-    with serve_in_thread(create_app(settings)) as url, httpx.Client(base_url=url) as http:
-        response = http.get("/health")
+    app.dependency_overrides[get_database] = lambda: dead
+    try:
+        response = client.get("/health")
+    finally:
+        del app.dependency_overrides[get_database]
+        dead.dispose()
 
     assert response.status_code == 503
     assert response.json() == {
@@ -33,3 +42,5 @@ def test_health_is_503_when_the_database_does_not_answer(tmp_path: Path) -> None
         "detail": "the database does not answer; check ZERG_DATABASE_URL and the server",
         "code": "database_unavailable",
     }
+    # Once the database answers again, so does the health check.
+    assert client.get("/health").json() == {"status": "ok", "database": "ok"}

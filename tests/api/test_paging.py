@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import Rows, assert_error, ids, walk
-from zerg.models import Agent, Message, Run, Thread
+from zerg.models import Agent, Base, Message, Run, Thread
 
 LISTS = ["agents", "threads", "messages", "runs"]
 
@@ -19,7 +19,7 @@ class Listing:
 
     url: str
     add: Callable[[int], list[int]]
-    model: type[Agent | Thread | Message | Run]
+    model: type[Base]
     newest_first: bool
 
     def in_list_order(self, row_ids: list[int]) -> list[int]:
@@ -46,7 +46,7 @@ def listing(request: pytest.FixtureRequest, rows: Rows) -> Listing:
     )
 
 
-def _page(client: httpx.Client, url: str, **params: object) -> tuple[list[int], str | None]:
+def _page(client: httpx.Client, url: str, **params: str | int) -> tuple[list[int], str | None]:
     response = client.get(url, params=params)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -109,6 +109,7 @@ def test_deleting_the_row_under_the_cursor_skips_nothing(
 ) -> None:
     expected = listing.in_list_order(listing.add(6))
     first, cursor = _page(client, listing.url, limit=3)
+    assert cursor is not None
     rows.delete(listing.model, first[-1])
 
     rest, cursor = _page(client, listing.url, limit=3, after=cursor)

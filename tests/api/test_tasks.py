@@ -4,11 +4,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from tests.support.openai_server import FakeOpenAI, Text, ToolCall, Usage, tool_then_answer
 from zerg.db import Database
-from zerg.models import Message
+from zerg.events import Event, EventType
+from zerg.models import Agent, Message
 
 
 def create_agent(client: httpx.Client, openai_server: FakeOpenAI, **fields: Any) -> dict[str, Any]:
@@ -185,3 +187,50 @@ def test_a_failing_tool_becomes_a_tool_message_and_the_run_goes_on(
         ).one()
     assert tool.tool_call_id == "c1"
     assert "Error" in tool.content and "zero" in tool.content.lower()
+
+
+def test_events_follow_the_run_and_are_published_after_their_commit(
+    client: httpx.Client, openai_server: FakeOpenAI, app: FastAPI, database: Database
+) -> None:
+    openai_server.set_policy(tool_then_answer("calculator", {"expression": "6*7"}))
+    agent = create_agent(client, openai_server)
+    seen: list[tuple[str, dict[str, Any]]] = []
+    stored_status: list[str] = []
+
+    def listen(event: Event) -> None:
+        seen.append((event.type.value, event.data))
+        if event.type == EventType.AGENT_UPDATED:
+            # Whoever hears the event and reads the database sees what the event says.
+            with database.session() as session:
+                stored = session.get(Agent, event.data["id"])
+                assert stored is not None
+                stored_status.append(stored.status)
+
+    app.state.bus.add_listener(listen)
+    run = run_and_wait(client, agent["id"])
+
+    kinds = [kind for kind, _ in seen]
+    assert kinds == [
+        "run_created",
+        "agent_updated",
+        "run_updated",
+        "thread_created",
+        "thread_message_created",
+        "thread_message_created",
+        "thread_message_created",
+        "agent_updated",
+        "run_updated",
+    ]
+    agent_events = [data for kind, data in seen if kind == "agent_updated"]
+    assert agent_events == [
+        {"id": agent["id"], "status": "running"},
+        {"id": agent["id"], "status": "idle", "thread_id": run["thread_id"]},
+    ]
+    assert stored_status == ["running", "idle"]
+    assert [data["role"] for kind, data in seen if kind == "thread_message_created"] == [
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    assert seen[0][1]["status"] == "queued" and seen[-1][1]["status"] == "succeeded"
+    assert seen[2][1]["thread_id"] == run["thread_id"]

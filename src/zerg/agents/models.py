@@ -1,5 +1,9 @@
 """Chat models from an agent's `provider:name` string, and errors that name their fix."""
 
+import functools
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anthropic
@@ -16,6 +20,26 @@ from zerg.settings import Settings
 _UNUSED_KEY = SecretStr("not-needed")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Loading the CA bundle costs ~20 ms, so every client shares one context."""
+    return httpx.create_ssl_context()
+
+
+@asynccontextmanager
+async def model_http_client(model: str) -> AsyncIterator[httpx.AsyncClient | None]:
+    """An HTTP client for one run's model calls (None where the provider manages its own).
+
+    The SDKs' shared default clients are bound to the first event loop that uses them, and
+    runs execute on more than one loop (the server's, and the engine's for recovered runs).
+    """
+    if not model.startswith("openai:"):
+        yield None
+        return
+    async with httpx.AsyncClient(verify=_ssl_context()) as client:
+        yield client
+
+
 class ModelConfigError(Exception):
     """The agent's model cannot be used as configured; the message says how to fix it."""
 
@@ -27,11 +51,7 @@ def build_chat_model(
     *,
     http_client: httpx.AsyncClient | None = None,
 ) -> BaseChatModel:
-    """The chat model for `model` (`provider:name`), configured from the agent and settings.
-
-    Pass `http_client` to own the connections: the SDKs' shared default clients are bound to
-    the first event loop that uses them, and runs execute on more than one loop.
-    """
+    """The chat model for `model` (`provider:name`), configured from the agent and settings."""
     provider, _, name = model.partition(":")
     timeout = float(config.get("request_timeout_s", 120))
     max_retries = int(config.get("max_retries", 2))

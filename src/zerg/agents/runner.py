@@ -6,15 +6,23 @@ the stored messages, runs only the tool calls still unanswered, and calls the mo
 thread's last message needs an answer — so no completed model or tool call is repeated.
 """
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from langchain.agents import create_agent
-from langchain.agents.middleware import ToolCallRequest, ToolErrorMiddleware
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    ModelRequest,
+    ModelResponse,
+    ToolCallRequest,
+    ToolErrorMiddleware,
+)
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import (
     AIMessage,
     BaseMessage,
@@ -23,14 +31,14 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import BaseTool
 from langgraph.prebuilt import ToolNode
 from langgraph.types import StreamMode
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from zerg.agents.models import build_chat_model
+from zerg.agents.models import build_chat_model, model_http_client
 from zerg.agents.pricing import cost_usd
+from zerg.agents.scripted import ScriptedChatModel
 from zerg.agents.tools import HttpGetPolicy, build_tools
 from zerg.models import Agent, Message, Thread
 from zerg.services.threads import ThreadService
@@ -98,6 +106,38 @@ def unanswered_tool_calls(messages: Sequence[BaseMessage]) -> list[dict[str, Any
     return []
 
 
+@dataclass(frozen=True)
+class _RunContext:
+    """Per-run values the cached graph reads at call time."""
+
+    model: BaseChatModel
+
+
+class _RunModel(AgentMiddleware[Any, _RunContext, Any]):
+    """Calls the run's own model: one compiled graph then serves every agent with the same
+    tools, whatever its model, base URL or key (compiling a graph costs more than a run's
+    own bookkeeping)."""
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[_RunContext],
+        handler: Callable[[ModelRequest[_RunContext]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any]:
+        return await handler(request.override(model=request.runtime.context.model))
+
+
+@functools.lru_cache(maxsize=64)
+def _agent_graph(tool_names: tuple[str, ...], http_policy: HttpGetPolicy | None) -> Any:
+    """The ReAct graph for a set of tools; the model is supplied per run (`_RunModel`)."""
+    return create_agent(
+        # Never called: `_RunModel` swaps in the run's model before every call.
+        ScriptedChatModel(script="echo"),
+        tools=build_tools(tool_names, http_policy=http_policy),
+        middleware=[_RunModel(), ToolErrorMiddleware(on_error=_tool_error)],
+        context_schema=_RunContext,
+    )
+
+
 class AgentRunner:
     """Runs one agent over one thread. Create one per run; it holds no state between runs."""
 
@@ -114,7 +154,8 @@ class AgentRunner:
         self.settings = settings
         self.model_name = agent.model
         self.config = dict(agent.config or {})
-        self.tools: list[BaseTool] = build_tools(agent.tools or [], http_policy=http_policy)
+        self.tool_names = tuple(agent.tools or [])
+        self.http_policy = http_policy
         self.on_message = on_message
         self.on_token = on_token
 
@@ -124,7 +165,8 @@ class AgentRunner:
         """Run the agent until it answers without tool calls; returns what this call used.
 
         Commits after each message (the thread is the checkpoint), so `session` must not hold
-        other uncommitted work. With `stream`, tokens go to `on_token` as they arrive.
+        other uncommitted work. Marking the user message processed is flushed, not committed:
+        the caller commits it with the run's outcome. With `stream`, tokens go to `on_token`.
         """
         usage = RunUsage()
         history = [to_langchain(m) for m in self._stored(session, thread)]
@@ -137,7 +179,7 @@ class AgentRunner:
         if self._finished(history):
             self._mark_processed(session, thread)
             return usage
-        async with httpx.AsyncClient() as http_client:
+        async with model_http_client(self.model_name) as http_client:
             await self._run_graph(session, thread, history, usage, stream, http_client)
         self._mark_processed(session, thread)
         return usage
@@ -149,22 +191,19 @@ class AgentRunner:
         history: list[BaseMessage],
         usage: RunUsage,
         stream: bool,
-        http_client: httpx.AsyncClient,
+        http_client: httpx.AsyncClient | None,
     ) -> None:
         model = build_chat_model(
             self.model_name, self.config, self.settings, http_client=http_client
         )
-        graph = create_agent(
-            model,
-            tools=self.tools,
-            middleware=[ToolErrorMiddleware(on_error=_tool_error)],
-        )
+        graph = _agent_graph(self.tool_names, self.http_policy)
         limit = int(self.config.get("max_steps", DEFAULT_MAX_STEPS))
         modes: list[StreamMode] = ["updates", "messages"] if stream else ["updates"]
         config: RunnableConfig = {"recursion_limit": limit * 2 + 1}
         state: Any = {"messages": history}
         mark = time.monotonic()
-        async for mode, payload in graph.astream(state, config, stream_mode=modes):
+        context = _RunContext(model=model)
+        async for mode, payload in graph.astream(state, config, context=context, stream_mode=modes):
             if mode == "messages":
                 self._emit_token(payload)
                 continue
@@ -194,7 +233,8 @@ class AgentRunner:
         usage: RunUsage,
     ) -> list[BaseMessage]:
         """Resume: run only the tool calls a previous attempt left unanswered."""
-        node = ToolNode(self.tools, handle_tool_errors=_tool_node_error)
+        tools = build_tools(self.tool_names, http_policy=self.http_policy)
+        node = ToolNode(tools, handle_tool_errors=_tool_node_error)
         request = AIMessage(content="", tool_calls=pending)
         result = await node.ainvoke({"messages": [*history, request]})
         produced: list[BaseMessage] = list(result["messages"])
@@ -275,4 +315,3 @@ class AgentRunner:
             .where(Message.thread_id == thread.id, Message.processed.is_(False))
             .values(processed=True)
         )
-        session.commit()

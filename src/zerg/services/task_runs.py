@@ -173,9 +173,8 @@ class TaskRuns:
             agent = session.get(Agent, run.agent_id)
             if agent is None:
                 return
-            self._start(session, run, agent)
             try:
-                thread = self._thread_for(session, run, agent)
+                thread = self._begin(session, run, agent)
                 runner = AgentRunner(
                     agent,
                     settings=self.settings,
@@ -189,37 +188,40 @@ class TaskRuns:
                 return
             self._succeed(session, run_id)
 
-    def _start(self, session: Session, run: Run, agent: Agent) -> None:
-        """Steps 2-3: the run and the agent go `running`, committed, then announced."""
+    def _begin(self, session: Session, run: Run, agent: Agent) -> Thread:
+        """Steps 2-5 in one commit: run and agent `running`, and (once per run) a fresh thread
+        with the system and task messages; announced after the commit."""
         if run.status == RunStatus.QUEUED:
             transition_run(run.id, RunStatus.RUNNING, session=session, started_at=clock.now())
         agent.status = AgentStatus.RUNNING
+        if run.thread_id is None:
+            now = clock.now()
+            thread = ThreadService.create_thread_with_system_message(
+                session,
+                agent,
+                title=f"{_TITLE_OF[run.trigger]} {now:%Y-%m-%d %H:%M:%S} UTC",
+                thread_type=THREAD_TYPE_OF[run.trigger],
+            )
+            ThreadService.add_message(
+                session,
+                thread,
+                role="user",
+                content=agent.task_instructions or "",
+                processed=False,
+            )
+            run.thread_id = thread.id
+            created = True
+        else:
+            thread = ThreadService.get_thread(session, run.thread_id)
+            created = False
+        # Commit before the model is awaited: no pooled connection is held across it.
         session.commit()
         self.bus.publish(EventType.AGENT_UPDATED, {"id": agent.id, "status": agent.status})
         self._publish_run(run)
-
-    def _thread_for(self, session: Session, run: Run, agent: Agent) -> Thread:
-        """Steps 4-5: a fresh thread with the system and task messages (once per run)."""
-        if run.thread_id is not None:
-            thread = ThreadService.get_thread(session, run.thread_id)
-            session.commit()  # hold no connection while the run awaits its model
-            return thread
-        now = clock.now()
-        thread = ThreadService.create_thread_with_system_message(
-            session,
-            agent,
-            title=f"{_TITLE_OF[run.trigger]} {now:%Y-%m-%d %H:%M:%S} UTC",
-            thread_type=THREAD_TYPE_OF[run.trigger],
-        )
-        ThreadService.add_message(
-            session, thread, role="user", content=agent.task_instructions or "", processed=False
-        )
-        run.thread_id = thread.id
-        session.commit()
-        self.bus.publish(
-            EventType.THREAD_CREATED, ThreadRead.model_validate(thread).model_dump(mode="json")
-        )
-        self._publish_run(run)
+        if created:
+            self.bus.publish(
+                EventType.THREAD_CREATED, ThreadRead.model_validate(thread).model_dump(mode="json")
+            )
         return thread
 
     def _succeed(self, session: Session, run_id: int) -> None:

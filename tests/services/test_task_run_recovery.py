@@ -1,0 +1,88 @@
+"""A task run survives its process being killed between steps (kill -9 of `zerg serve`)."""
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall
+from tests.support.processes import ZergProcess
+from zerg.db import Database
+from zerg.models import Message
+
+
+@pytest.fixture
+def zerg(database_url: str, tmp_path: Path) -> Iterator[ZergProcess]:
+    process = ZergProcess(
+        {"ZERG_DATABASE_URL": database_url, "ZERG_DATA_DIR": str(tmp_path / "data")},
+        tmp_path / "zerg.log",
+    )
+    yield process
+    process.stop()
+
+
+def wait_for(predicate: Any, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def stored_roles(database: Database, thread_id: int | None) -> list[str]:
+    with database.session() as session:
+        return list(
+            session.scalars(
+                select(Message.role).where(Message.thread_id == thread_id).order_by(Message.id)
+            )
+        )
+
+
+def test_a_killed_run_resumes_without_repeating_completed_calls(
+    zerg: ZergProcess, openai_server: FakeOpenAI, database: Database
+) -> None:
+    # First model call asks for the calculator; the second hangs until the process dies.
+    openai_server.enqueue(ToolCall("calculator", {"expression": "6 * 7"}, call_id="c1"), Hang())
+    zerg.start()
+    agent = httpx.post(
+        f"{zerg.url}/api/agents",
+        json={
+            "name": "calc",
+            "model": "openai:gpt-test",
+            "task_instructions": "What is 6 * 7?",
+            "tools": ["calculator"],
+            "config": {"base_url": f"{openai_server.base_url}/v1", "max_retries": 0},
+        },
+    ).json()
+    run = httpx.post(f"{zerg.url}/api/agents/{agent['id']}/task").json()
+    assert run["status"] == "queued"
+
+    # Kill between steps: the tool call and its result are stored, the next model call is
+    # in flight.
+    wait_for(lambda: openai_server.count() == 2)
+    thread_id = httpx.get(f"{zerg.url}/api/runs/{run['id']}").json()["thread_id"]
+    assert stored_roles(database, thread_id) == ["system", "user", "assistant", "tool"]
+    zerg.kill()
+
+    openai_server.enqueue(Text("It is 42."))
+    zerg.start()
+    wait_for(lambda: httpx.get(f"{zerg.url}/api/runs/{run['id']}").json()["status"] == "succeeded")
+
+    assert stored_roles(database, thread_id) == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
+    # Each completed model call happened once; only the interrupted one was made again.
+    completed = [r.body["messages"][-1]["role"] for r in openai_server.completed]
+    assert completed == ["user", "tool"]
+    assert len(openai_server.requests) == 3
+    finished = httpx.get(f"{zerg.url}/api/runs/{run['id']}").json()
+    assert finished["thread_id"] == thread_id
+    assert httpx.get(f"{zerg.url}/api/agents/{agent['id']}").json()["status"] == "idle"
