@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         description="URL of a running `zerg serve` that CLI commands such as `zerg agents run` "
         "talk to. Unset: http://HOST:PORT from the settings above.",
     )
+    worker_concurrency: int = Field(
+        default=32,
+        ge=1,
+        description="How many queued runs (agents with concurrency: queue) one process "
+        "executes at once, across agents.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of every Zerg logger."
     )

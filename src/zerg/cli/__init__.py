@@ -2,7 +2,7 @@
 
 import typer
 
-from zerg.cli import agents, db, serve
+from zerg.cli import agents, db, runs, serve
 
 app = typer.Typer(
     name="zerg",
@@ -13,6 +13,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
+app.add_typer(runs.app, name="runs")
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig, SetWorkflowID
+from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 # default (a hash of the workflow code) strands such runs forever after any code change.
 APPLICATION_VERSION = "zerg-runs-1"
 WORKFLOW_NAME = "zerg.task_run"
+# Runs of agents with `concurrency: queue` wait here, one at a time per agent (the partition).
+AGENT_QUEUE = "zerg-agent-runs"
+_MAX_PRIORITY = 2**31 - 1
 
 Executor = Callable[[int], Awaitable[None]]
 _executor: Executor | None = None
@@ -72,6 +75,7 @@ class RunEngine:
         self.settings = settings
         self._execute = execute
         self._system_engine: sa.Engine | None = None
+        self._queue: Queue | None = None
         self.launched = False
 
     def launch(self) -> None:
@@ -93,15 +97,35 @@ class RunEngine:
             config["system_database_engine"] = self._system_engine
         DBOS(config=config)
         DBOS.launch()
+        self._queue = DBOS.register_queue(
+            AGENT_QUEUE,
+            partition_concurrency=1,
+            worker_concurrency=self.settings.worker_concurrency,
+            polling_interval_sec=0.05,
+            on_conflict="always_update",
+        )
         self.launched = True
 
-    async def submit(self, run_id: int) -> None:
-        """Record the run's workflow durably and start it on the running event loop.
+    async def submit(self, run_id: int, *, one_at_a_time_for: int | None = None) -> None:
+        """Record the run's workflow durably, then start it at once on the running event loop,
+        or — with `one_at_a_time_for=<agent id>` — queue it behind that agent's other runs.
 
         Submitting a run twice is harmless: the workflow id is derived from the run id.
         """
         with SetWorkflowID(workflow_id(run_id)):
-            await DBOS.start_workflow_async(_task_run_workflow, run_id)
+            if one_at_a_time_for is None:
+                await DBOS.start_workflow_async(_task_run_workflow, run_id)
+                return
+            assert self._queue is not None, "engine not launched"
+            # Priority = run id: an agent's runs start in the order they were recorded, even
+            # when their enqueues raced each other.
+            priority = min(run_id, _MAX_PRIORITY)
+            with SetEnqueueOptions(queue_partition_key=str(one_at_a_time_for), priority=priority):
+                await self._queue.enqueue_async(_task_run_workflow, run_id)
+
+    async def cancel(self, run_id: int) -> None:
+        """Make sure a run still waiting in the queue never starts."""
+        await DBOS.cancel_workflow_async(workflow_id(run_id))
 
     def shutdown(self) -> None:
         global _executor

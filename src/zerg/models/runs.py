@@ -30,3 +30,6 @@ class Run(Base):
     cost_usd: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # The agent's single slot, held while a run of a `concurrency: reject` agent is queued or
+    # running: the unique constraint makes a second simultaneous trigger fail atomically.
+    slot_agent_id: Mapped[int | None] = mapped_column(unique=True)

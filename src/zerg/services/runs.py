@@ -66,6 +66,8 @@ def transition_run(run_id: int, to: RunStatus, *, session: Session, **fields: An
     can never overwrite a final status.
     """
     sources = [source for source, targets in ALLOWED_TRANSITIONS.items() if to in targets]
+    if to in FINAL_STATUSES:
+        fields["slot_agent_id"] = None  # a finished run frees its agent
     result = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status.in_(sources))

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,7 +19,7 @@ from zerg.agents.runner import AgentRunner
 from zerg.agents.tools import HttpGetPolicy
 from zerg.db import Database
 from zerg.engine import RunEngine
-from zerg.errors import InvalidInput
+from zerg.errors import Conflict, InvalidInput
 from zerg.events import EventBus, EventType
 from zerg.models import Agent, Message, Run, Thread
 from zerg.schemas.agents import AgentStatus
@@ -31,6 +31,10 @@ from zerg.services.threads import ThreadService
 from zerg.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+CANCELLED_BY_REQUEST = "cancelled on request"
+# How often a running run checks whether it was cancelled (possibly by another process).
+CANCEL_POLL_S = 0.25
 
 THREAD_TYPE_OF: dict[str, ThreadType] = {
     "manual": "manual",
@@ -63,7 +67,18 @@ def record_run(
         existing = session.scalar(select(Run).where(Run.idempotency_key == idempotency_key))
         if existing is not None:
             return existing, False
+    slot = None
+    if agent.concurrency == "reject":
+        busy = session.scalar(select(Run).where(Run.slot_agent_id == agent.id))
+        if busy is not None:
+            raise Conflict(
+                f"agent {agent.id} is busy with run {busy.id} ({busy.status}); wait for it to "
+                "finish, cancel it, or set the agent's concurrency to 'queue'",
+                code="agent_busy",
+            )
+        slot = agent.id
     run = Run(
+        slot_agent_id=slot,
         agent_id=agent.id,
         trigger=trigger,
         status=RunStatus.QUEUED,
@@ -102,13 +117,16 @@ class TaskRuns:
         """
         await asyncio.to_thread(self.engine.launch)
         with self.database.session() as session:
-            open_runs = list(
-                session.scalars(
-                    select(Run.id).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-                )
+            open_runs = session.execute(
+                select(Run.id, Run.agent_id, Agent.concurrency)
+                .join(Agent, Agent.id == Run.agent_id)
+                .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+                .order_by(Run.id)
+            ).all()
+        for run_id, agent_id, concurrency in open_runs:
+            await self.engine.submit(
+                run_id, one_at_a_time_for=agent_id if concurrency == "queue" else None
             )
-        for run_id in open_runs:
-            await self.engine.submit(run_id)
 
     def shutdown(self) -> None:
         self.engine.shutdown()
@@ -131,9 +149,10 @@ class TaskRuns:
                     agent_id, trigger=trigger, idempotency_key=idempotency_key, session=session
                 )
             snapshot = RunRead.model_validate(run)
+            queued_behind = run.agent_id if run.slot_agent_id is None else None
         if created:
             self.bus.publish(EventType.RUN_CREATED, snapshot.model_dump(mode="json"))
-            await self.engine.submit(snapshot.id)
+            await self.engine.submit(snapshot.id, one_at_a_time_for=queued_behind)
         return snapshot
 
     async def wait(self, run_id: int, timeout_s: float) -> RunRead:
@@ -169,30 +188,103 @@ class TaskRuns:
         with self.database.session() as session:
             run = session.get(Run, run_id)
             if run is None or run.status in FINAL_STATUSES:
-                return  # finished already, or deleted with its agent
+                return  # finished already (or cancelled while queued), or deleted
             agent = session.get(Agent, run.agent_id)
             if agent is None:
                 return
-            try:
-                thread = self._begin(session, run, agent)
-                runner = AgentRunner(
-                    agent,
-                    settings=self.settings,
-                    http_policy=self.http_policy,
-                    on_message=self._publish_message,
-                )
-                await runner.run_thread(session, thread)
-            except Exception as exc:
-                session.rollback()
-                self._fail(session, run_id, describe_model_error(exc, agent.model), exc)
-                return
-            self._succeed(session, run_id)
+            await self._execute(session, run, agent)
 
-    def _begin(self, session: Session, run: Run, agent: Agent) -> Thread:
+    async def _execute(self, session: Session, run: Run, agent: Agent) -> None:
+        run_id, timeout_s = run.id, agent.timeout_s
+        task = asyncio.current_task()
+        assert task is not None
+        watcher = asyncio.create_task(self._watch_for_cancel(run_id, task))
+        try:
+            thread = self._begin(session, run, agent)
+            if thread is None:
+                return
+            runner = AgentRunner(
+                agent,
+                settings=self.settings,
+                http_policy=self.http_policy,
+                on_message=self._publish_message,
+            )
+            async with asyncio.timeout(_remaining_s(run, timeout_s)):
+                await runner.run_thread(session, thread)
+        except TimeoutError:
+            session.rollback()
+            message = f"the run exceeded the agent's time limit (timeout_s={timeout_s})"
+            self._finish(session, run_id, RunStatus.TIMED_OUT, message)
+            return
+        except asyncio.CancelledError:
+            session.rollback()
+            if self._status_of(session, run_id) != RunStatus.CANCELLED:
+                raise  # the process is shutting down: the run resumes on the next start
+            task.uncancel()
+            self._finish(session, run_id, RunStatus.CANCELLED, CANCELLED_BY_REQUEST)
+            return
+        except Exception as exc:
+            session.rollback()
+            message = describe_model_error(exc, agent.model)
+            logger.warning("run %s failed: %s", run_id, message, exc_info=exc)
+            self._finish(session, run_id, RunStatus.FAILED, message)
+            return
+        finally:
+            watcher.cancel()
+        self._finish(session, run_id, RunStatus.SUCCEEDED, None)
+
+    async def _watch_for_cancel(self, run_id: int, task: asyncio.Task[Any]) -> None:
+        """Interrupt the run's in-flight model or tool call once the run is cancelled,
+        whichever process cancelled it."""
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            with self.database.session() as session:
+                if self._status_of(session, run_id) == RunStatus.CANCELLED:
+                    task.cancel()
+                    return
+
+    @staticmethod
+    def _status_of(session: Session, run_id: int) -> str | None:
+        status = session.scalar(select(Run.status).where(Run.id == run_id))
+        session.commit()
+        return status
+
+    async def cancel(self, run_id: int) -> RunRead:
+        """Cancel a queued or running run; a finished one is a conflict."""
+        with self.database.session() as session:
+            run = get_run(run_id, session=session)
+            was_queued = run.status == RunStatus.QUEUED
+            now = clock.now()
+            moved = transition_run(
+                run_id,
+                RunStatus.CANCELLED,
+                session=session,
+                finished_at=now,
+                duration_ms=_duration_ms(run, now),
+                error=CANCELLED_BY_REQUEST,
+            )
+            if not moved:
+                raise Conflict(
+                    f"run {run_id} has already finished ({run.status}); only a queued or "
+                    "running run can be cancelled",
+                    code="run_finished",
+                )
+            session.commit()
+            snapshot = RunRead.model_validate(run)
+        self._publish_run_read(snapshot)
+        if was_queued:  # a run waiting in the engine's queue must never start
+            await self.engine.cancel(run_id)
+        return snapshot
+
+    def _begin(self, session: Session, run: Run, agent: Agent) -> Thread | None:
         """Steps 2-5 in one commit: run and agent `running`, and (once per run) a fresh thread
-        with the system and task messages; announced after the commit."""
+        with the system and task messages; announced after the commit. None when the run
+        was cancelled before it could start."""
         if run.status == RunStatus.QUEUED:
             transition_run(run.id, RunStatus.RUNNING, session=session, started_at=clock.now())
+        if run.status != RunStatus.RUNNING:
+            session.commit()
+            return None
         agent.status = AgentStatus.RUNNING
         if run.thread_id is None:
             now = clock.now()
@@ -224,73 +316,78 @@ class TaskRuns:
             )
         return thread
 
-    def _succeed(self, session: Session, run_id: int) -> None:
-        """Step 7: agent `idle`, run `succeeded` with its timings and usage."""
+    def _finish(self, session: Session, run_id: int, status: RunStatus, error: str | None) -> None:
+        """Steps 7-8: the run's final status with timings and usage, and the agent's status:
+        `idle` after a success or a cancel, `error` with `last_error` after a failure."""
         run = get_run(run_id, session=session)
         now = clock.now()
-        totals = _usage_of_thread(session, run.thread_id)
-        moved = transition_run(
-            run_id,
-            RunStatus.SUCCEEDED,
-            session=session,
-            finished_at=now,
-            duration_ms=_duration_ms(run, now),
-            **totals,
-        )
-        agent = session.get(Agent, run.agent_id)
-        if agent is not None and moved:
-            agent.status = AgentStatus.IDLE
-            agent.last_run_at = now
-            agent.last_error = None
-        session.commit()
-        if agent is not None and moved:
-            self.bus.publish(
-                EventType.AGENT_UPDATED,
-                {"id": agent.id, "status": agent.status, "thread_id": run.thread_id},
+        if run.status not in FINAL_STATUSES:
+            totals = _usage_of_thread(session, run.thread_id)
+            transition_run(
+                run_id,
+                status,
+                session=session,
+                finished_at=now,
+                duration_ms=_duration_ms(run, now),
+                error=error,
+                **totals,
             )
-        self._publish_run(run)
-
-    def _fail(self, session: Session, run_id: int, message: str, exc: Exception) -> None:
-        """Step 8: agent `error` with `last_error`, run `failed` with the error."""
-        logger.warning("run %s failed: %s", run_id, message, exc_info=exc)
-        run = get_run(run_id, session=session)
-        now = clock.now()
-        totals = _usage_of_thread(session, run.thread_id)
-        moved = transition_run(
-            run_id,
-            RunStatus.FAILED,
-            session=session,
-            finished_at=now,
-            duration_ms=_duration_ms(run, now),
-            error=message,
-            **totals,
-        )
-        agent = session.get(Agent, run.agent_id)
-        if agent is not None and moved:
-            agent.status = AgentStatus.ERROR
-            agent.last_run_at = now
-            agent.last_error = message
-        session.commit()
-        if agent is not None and moved:
-            self.bus.publish(
-                EventType.AGENT_UPDATED,
-                {
-                    "id": agent.id,
-                    "status": agent.status,
-                    "thread_id": run.thread_id,
-                    "last_error": message,
-                },
+        elif status == RunStatus.CANCELLED:
+            # Cancelled from outside: record the usage of what ran before the interruption.
+            session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(**_usage_of_thread(session, run.thread_id))
             )
+        if run.status != status:
+            session.commit()
+            self._publish_run(run)
+            return  # a late writer: another outcome was recorded first
+        agent = session.get(Agent, run.agent_id)
+        if agent is None:
+            session.commit()
+            return
+        failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+        busy = session.scalar(
+            select(Run.id)
+            .where(Run.agent_id == agent.id, Run.id != run_id, Run.status == RunStatus.RUNNING)
+            .limit(1)
+        )
+        agent.status = (
+            AgentStatus.RUNNING if busy else AgentStatus.ERROR if failed else AgentStatus.IDLE
+        )
+        agent.last_run_at = now
+        if status != RunStatus.CANCELLED:
+            agent.last_error = error if failed else None
+        session.commit()
+        payload: dict[str, Any] = {
+            "id": agent.id,
+            "status": agent.status,
+            "thread_id": run.thread_id,
+        }
+        if failed:
+            payload["last_error"] = error
+        self.bus.publish(EventType.AGENT_UPDATED, payload)
         self._publish_run(run)
 
     def _publish_run(self, run: Run) -> None:
-        self.bus.publish(EventType.RUN_UPDATED, RunRead.model_validate(run).model_dump(mode="json"))
+        self._publish_run_read(RunRead.model_validate(run))
+
+    def _publish_run_read(self, run: RunRead) -> None:
+        self.bus.publish(EventType.RUN_UPDATED, run.model_dump(mode="json"))
 
     def _publish_message(self, message: Message) -> None:
         self.bus.publish(
             EventType.THREAD_MESSAGE_CREATED,
             MessageRead.model_validate(message).model_dump(mode="json"),
         )
+
+
+def _remaining_s(run: Run, timeout_s: int) -> float:
+    """What is left of the run's time limit; a resumed run does not start the clock again."""
+    if run.started_at is None:
+        return float(timeout_s)
+    return max(0.0, timeout_s - (clock.now() - run.started_at).total_seconds())
 
 
 def _duration_ms(run: Run, now: Any) -> int:

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from pydantic import AwareDatetime
 
-from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
+from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep, TaskRunsDep
 from zerg.schemas.common import Id, Page
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.services import runs as service
@@ -40,3 +40,9 @@ def list_runs(
 def get_run(run_id: Id, session: SessionDep) -> RunRead:
     """Read one run."""
     return RunRead.model_validate(service.get_run(run_id, session=session))
+
+
+@router.post("/{run_id}/cancel")
+async def cancel_run(run_id: int, task_runs: TaskRunsDep) -> RunRead:
+    """Cancel a queued or running run; its in-flight model or tool call is interrupted."""
+    return await task_runs.cancel(run_id)
