@@ -40,7 +40,7 @@ def test_malformed_json_is_422_and_stores_nothing(client: httpx.Client) -> None:
             "/api/agents", content=raw, headers={"content-type": "application/json"}
         )
 
-        assert_error(response, 422, "validation_error", "JSON decode error", case=raw)
+        assert_error(response, 422, "validation_error", "not valid JSON", case=raw)
     assert client.get("/api/agents").json()["items"] == []
 
 

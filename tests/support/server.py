@@ -23,6 +23,7 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     deadline = time.monotonic() + 10
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
             raise RuntimeError("test server did not start")
         time.sleep(0.005)
     try:

@@ -46,6 +46,13 @@ def _status_of(error: ZergError) -> int:
 
 
 def _describe(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return (
+            f"the request body is not valid JSON ({reason})"
+            if reason
+            else ("the request body is not valid JSON")
+        )
     location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
     message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     return f"{location}: {message}" if location else message

@@ -58,7 +58,8 @@ class ThreadService:
         message = Message(
             thread_id=thread.id,
             role=role,
-            content=content,
+            # Model and tool output may carry NUL, which PostgreSQL cannot store in text.
+            content=content.replace("\x00", "\ufffd"),
             tool_calls=tool_calls,
             tool_call_id=tool_call_id,
             name=name,
