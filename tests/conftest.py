@@ -23,6 +23,7 @@ from zerg.api.app import create_app
 from zerg.db import Database
 from zerg.db.engine import create_db_engine
 from zerg.db.migrate import upgrade
+from zerg.engine import RunEngine, engine_database_url
 from zerg.settings import Settings
 
 BACKENDS = [b for b in os.environ.get("ZERG_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
@@ -83,7 +84,15 @@ def template_url(
     engine = create_db_engine(url)
     upgrade(engine)
     engine.dispose()
+    # The run engine's own tables too, so that each test's server starts without creating them.
+    run_engine = RunEngine(Settings(database_url=url), _never_called)
+    run_engine.launch()
+    run_engine.shutdown()
     return url
+
+
+async def _never_called(run_id: int) -> None:
+    raise AssertionError(f"the template database ran run {run_id}")
 
 
 @pytest.fixture
@@ -93,8 +102,17 @@ def database_url(
     """A fresh, migrated database for one test."""
     if backend == "sqlite":
         target = tmp_path / "zerg.db"
-        shutil.copyfile(template_url.removeprefix("sqlite:///"), target)
-        yield f"sqlite:///{target}"
+        template = Path(template_url.removeprefix("sqlite:///"))
+        shutil.copyfile(template, target)
+        template_engine_db = Path(
+            engine_database_url(Settings(database_url=template_url)).removeprefix("sqlite:///")
+        )
+        target_url = f"sqlite:///{target}"
+        shutil.copyfile(
+            template_engine_db,
+            engine_database_url(Settings(database_url=target_url)).removeprefix("sqlite:///"),
+        )
+        yield target_url
         return
     server: PostgresServer = request.getfixturevalue("postgres")
     name = f"zerg_test_{os.getpid()}_{next(_counter)}"
