@@ -116,15 +116,21 @@ def database_url(
         return
     server: PostgresServer = request.getfixturevalue("postgres")
     name = f"zerg_test_{os.getpid()}_{next(_counter)}"
-    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE zerg_template STRATEGY FILE_COPY"))
-    try:
-        yield server.url_for(name)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    with server.database(name, template="zerg_template") as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A new database with no tables (nothing migrated), on each backend."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty' / 'zerg.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    with server.database(f"zerg_empty_{os.getpid()}_{next(_counter)}") as url:
+        yield url
 
 
 @pytest.fixture

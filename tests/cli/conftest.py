@@ -1,13 +1,11 @@
 """Fixtures for the CLI tests: `zerg` run in-process by Typer's CliRunner."""
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cli.runner import Cli
-from tests.db.empty_database import empty_database
 from tests.support.postgres import PostgresServer
 
 
@@ -35,15 +33,6 @@ def bare_cli(data_dir: Path) -> Cli:
 def cli(database_url: str, data_dir: Path) -> Cli:
     """The CLI on a fresh migrated database, on each backend."""
     return Cli({"ZERG_DATABASE_URL": database_url, "ZERG_DATA_DIR": str(data_dir)})
-
-
-@pytest.fixture
-def empty_database_url(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """A new database with no tables, on each backend."""
-    with empty_database(backend, tmp_path, request) as url:
-        yield url
 
 
 @pytest.fixture

@@ -7,8 +7,12 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import create_engine, text
 
 
 def find_bindir() -> Path:
@@ -43,6 +47,20 @@ class PostgresServer:
 
     def url_for(self, database: str) -> str:
         return f"postgresql+psycopg://zerg@127.0.0.1:{self.port}/{database}"
+
+    @contextmanager
+    def database(self, name: str, *, template: str | None = None) -> Iterator[str]:
+        """A new database (a copy of `template`, or empty), dropped afterwards; yields its URL."""
+        copy = f" TEMPLATE {template} STRATEGY FILE_COPY" if template else ""
+        admin = create_engine(self.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}{copy}"))
+        try:
+            yield self.url_for(name)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            admin.dispose()
 
     def stop(self) -> None:
         _run_as_owner(
