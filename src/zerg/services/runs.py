@@ -5,6 +5,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from zerg.errors import NotFound
 from zerg.models import Run
@@ -74,7 +76,12 @@ def transition_run(run_id: int, to: RunStatus, *, session: Session, **fields: An
         .values(status=to, **fields)
         .execution_options(synchronize_session=False)
     )
-    run = session.get(Run, run_id)
+    moved = bool(getattr(result, "rowcount", 0) == 1)
+    run = session.identity_map.get(identity_key(Run, run_id))
     if run is not None:
-        session.refresh(run)
-    return bool(getattr(result, "rowcount", 0) == 1)
+        if moved:  # the row now holds exactly these values: no need to read it back
+            for name, value in {"status": to, **fields}.items():
+                set_committed_value(run, name, value)
+        else:
+            session.expire(run)
+    return moved

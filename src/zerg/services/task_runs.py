@@ -166,14 +166,15 @@ class TaskRuns:
         )
         try:
             current = self._read_run(run_id)
-            if current.status not in FINAL_STATUSES:
-                try:
-                    async with asyncio.timeout(timeout_s):
-                        await subscription.get()
-                except TimeoutError:
-                    pass
-                current = self._read_run(run_id)
-            return current
+            if current.status in FINAL_STATUSES:
+                return current
+            try:
+                async with asyncio.timeout(timeout_s):
+                    event = await subscription.get()
+            except TimeoutError:
+                return self._read_run(run_id)
+            # The event carries the run as committed.
+            return RunRead.model_validate(event.data)
         finally:
             self.bus.unsubscribe(subscription)
 
