@@ -170,9 +170,15 @@ def calculator(expression: str) -> str:
     return str(evaluate(expression))
 
 
+async def _calculator_inline(expression: str) -> str:
+    # Bounded arithmetic costs less than the hop to a worker thread a sync tool would take.
+    return calculator(expression)
+
+
 def calculator_tool() -> BaseTool:
     return StructuredTool.from_function(
         func=calculator,
+        coroutine=_calculator_inline,
         name="calculator",
         description=(
             "Evaluate an arithmetic expression exactly and return the result. Supports "

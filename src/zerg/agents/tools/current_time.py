@@ -42,9 +42,15 @@ def _zone_names() -> dict[str, str]:
     return {name.lower(): name for name in available_timezones()}
 
 
+async def _current_time_inline(timezone: str = "UTC") -> str:
+    # Cheaper than the hop to a worker thread a sync tool would take.
+    return current_time(timezone)
+
+
 def current_time_tool() -> BaseTool:
     return StructuredTool.from_function(
         func=current_time,
+        coroutine=_current_time_inline,
         name="current_time",
         description=(
             "Get the current date and time in a time zone. Returns ISO 8601 with the UTC offset, "
