@@ -230,6 +230,8 @@ def test_patch_refuses_invalid_input_and_changes_nothing(
         ({"active": "maybe"}, ("active:", "valid boolean")),
         ({"agent_id": 2}, ("agent_id:", "Extra inputs")),
         ({"thread_type": "manual"}, ("thread_type:", "Extra inputs")),
+        ({"title": None}, ("cannot be null: title",)),
+        ({"active": None}, ("cannot be null: active",)),
     ]:
         response = client.patch(f"/api/threads/{thread['id']}", json=body)
 

@@ -3,7 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from zerg.schemas.common import Id, storable
 
@@ -26,10 +33,19 @@ class ThreadCreate(BaseModel):
 
 
 class ThreadUpdate(BaseModel):
+    """A partial update: only the fields sent are changed; neither may be null."""
+
     model_config = ConfigDict(extra="forbid")
 
     title: Title | None = None
     active: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> "ThreadUpdate":
+        nulls = sorted(name for name in self.model_fields_set if getattr(self, name) is None)
+        if nulls:
+            raise ValueError(f"field(s) cannot be null: {', '.join(nulls)}")
+        return self
 
 
 class ThreadRead(BaseModel):
