@@ -130,6 +130,7 @@ def test_unknown_agent_gets_404(client: httpx.Client) -> None:
     [
         ("error", "the model server answered 500"),
         ("bad_json", "not valid JSON"),
+        ("unknown_model", "does not know this model (404); check the agent's model name"),
     ],
 )
 def test_model_failure_fails_the_run_and_the_next_good_run_recovers(
@@ -137,6 +138,18 @@ def test_model_failure_fails_the_run_and_the_next_good_run_recovers(
 ) -> None:
     if script == "error":
         openai_server.reply_error(500)
+    elif script == "unknown_model":
+        openai_server.reply_error(
+            404,
+            {
+                "error": {
+                    "message": "The model does not exist",
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "model_not_found",
+                }
+            },
+        )
     else:
         openai_server.reply_bad_json()
     agent = create_agent(client, openai_server)
@@ -234,3 +247,28 @@ def test_events_follow_the_run_and_are_published_after_their_commit(
     ]
     assert seen[0][1]["status"] == "queued" and seen[-1][1]["status"] == "succeeded"
     assert seen[2][1]["thread_id"] == run["thread_id"]
+
+
+def test_unknown_scripted_model_names_the_ones_that_exist(client: httpx.Client) -> None:
+    agent = client.post(
+        "/api/agents", json={"name": "s", "model": "scripted:nope", "task_instructions": "hi"}
+    ).json()
+
+    run = run_and_wait(client, agent["id"])
+
+    assert run["status"] == "failed"
+    assert "unknown scripted model 'nope'" in run["error"]
+    assert "scripted:demo" in run["error"]
+
+
+def test_a_model_without_a_known_price_has_no_cost_not_zero(
+    client: httpx.Client, openai_server: FakeOpenAI
+) -> None:
+    openai_server.set_policy(tool_then_answer("calculator", {"expression": "1+1"}))
+    agent = create_agent(client, openai_server, model="openai:my-local-llama")
+
+    run = run_and_wait(client, agent["id"])
+
+    assert run["status"] == "succeeded"
+    assert run["total_tokens"] > 0
+    assert run["cost_usd"] is None
