@@ -1,6 +1,8 @@
 """/api/agents: create, read, list, update, delete, and every way a request can be refused."""
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -394,3 +396,40 @@ def test_patch_refuses_null_for_a_required_field(
 
         assert_error(response, 422, "validation_error", f"cannot be null: {field}", case=field)
     assert client.get(f"/api/agents/{agent['id']}").json() == agent
+
+
+def test_schedule_shows_next_fire_times_and_next_run_at(client: httpx.Client) -> None:
+    created = client.post(
+        "/api/agents",
+        json={
+            "name": "s",
+            "model": "scripted:demo",
+            "schedule": "0 9 * * *",
+            "timezone": "Europe/Paris",
+        },
+    ).json()
+
+    schedule = client.get(f"/api/agents/{created['id']}/schedule", params={"count": 3}).json()
+
+    assert schedule["schedule"] == "0 9 * * *" and schedule["timezone"] == "Europe/Paris"
+    times = [datetime.fromisoformat(t) for t in schedule["fire_times"]]
+    assert len(times) == 3
+    assert all(t.astimezone(ZoneInfo("Europe/Paris")).hour == 9 for t in times)
+    assert times == sorted(times)
+    assert datetime.fromisoformat(created["next_run_at"]) == times[0]
+
+    paused = client.patch(f"/api/agents/{created['id']}", json={"run_on_schedule": False}).json()
+    assert paused["next_run_at"] is None
+    moved = client.patch(
+        f"/api/agents/{created['id']}", json={"run_on_schedule": True, "schedule": "0 18 * * *"}
+    ).json()
+    assert (
+        datetime.fromisoformat(moved["next_run_at"]).astimezone(ZoneInfo("Europe/Paris")).hour == 18
+    )
+
+    none = client.patch(f"/api/agents/{created['id']}", json={"schedule": None}).json()
+    assert none["next_run_at"] is None
+    assert client.get(f"/api/agents/{created['id']}/schedule").json()["fire_times"] == []
+    bad = client.get(f"/api/agents/{created['id']}/schedule", params={"count": 0})
+    assert bad.status_code == 422
+    assert client.get("/api/agents/999/schedule").status_code == 404

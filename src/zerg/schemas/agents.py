@@ -162,3 +162,12 @@ class AgentRead(BaseModel):
     config: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+
+
+class AgentSchedule(BaseModel):
+    """An agent's schedule and its next fire times (UTC)."""
+
+    schedule: str | None
+    timezone: str
+    run_on_schedule: bool
+    fire_times: list[datetime]

@@ -1,16 +1,29 @@
 """Agents: create, read, update, delete."""
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from zerg import clock
 from zerg.errors import NotFound
 from zerg.models import Agent
+from zerg.scheduler.cron import next_fire_time, next_fire_times
 from zerg.schemas.agents import AgentCreate, AgentUpdate
 from zerg.services.pagination import PageResult, paginate
 
 
+def _refresh_next_run(agent: Agent) -> None:
+    """Keep `next_run_at` in step with the schedule (None when the agent does not fire)."""
+    if agent.schedule and agent.run_on_schedule:
+        agent.next_run_at = next_fire_time(agent.schedule, agent.timezone, clock.now())
+    else:
+        agent.next_run_at = None
+
+
 def create_agent(data: AgentCreate, *, session: Session) -> Agent:
     agent = Agent(**data.model_dump())
+    _refresh_next_run(agent)
     session.add(agent)
     session.flush()
     return agent
@@ -29,10 +42,21 @@ def list_agents(*, session: Session, limit: int, after: str | None) -> PageResul
 
 def update_agent(agent_id: int, data: AgentUpdate, *, session: Session) -> Agent:
     agent = get_agent(agent_id, session=session)
-    for field, value in data.model_dump(exclude_unset=True).items():
+    changes = data.model_dump(exclude_unset=True)
+    for field, value in changes.items():
         setattr(agent, field, value)
+    if changes.keys() & {"schedule", "timezone", "run_on_schedule"}:
+        _refresh_next_run(agent)
     session.flush()
     return agent
+
+
+def upcoming_fires(agent_id: int, count: int, *, session: Session) -> list[datetime]:
+    """The agent's next `count` fire times (empty without a schedule), for the editor."""
+    agent = get_agent(agent_id, session=session)
+    if not agent.schedule:
+        return []
+    return next_fire_times(agent.schedule, agent.timezone, clock.now(), count)
 
 
 def delete_agent(agent_id: int, *, session: Session) -> None:

@@ -1,9 +1,11 @@
 """/api/agents"""
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
-from zerg.schemas.agents import AgentCreate, AgentRead, AgentUpdate
+from zerg.schemas.agents import AgentCreate, AgentRead, AgentSchedule, AgentUpdate
 from zerg.schemas.common import Id, Page
 from zerg.services import agents as service
 
@@ -32,6 +34,23 @@ def list_agents(
 def get_agent(agent_id: Id, session: SessionDep) -> AgentRead:
     """Read one agent."""
     return AgentRead.model_validate(service.get_agent(agent_id, session=session))
+
+
+@router.get("/{agent_id}/schedule")
+def get_schedule(
+    agent_id: Id,
+    session: SessionDep,
+    count: Annotated[int, Query(ge=1, le=100, description="How many fire times.")] = 5,
+) -> AgentSchedule:
+    """The agent's schedule and its next fire times, in UTC (empty without a schedule)."""
+    agent = service.get_agent(agent_id, session=session)
+    fires = service.upcoming_fires(agent_id, count, session=session)
+    return AgentSchedule(
+        schedule=agent.schedule,
+        timezone=agent.timezone,
+        run_on_schedule=agent.run_on_schedule,
+        fire_times=fires,
+    )
 
 
 @router.patch("/{agent_id}")
