@@ -27,3 +27,11 @@ class InvalidInput(ZergError):
 
 class Forbidden(ZergError):
     code = "forbidden"
+
+
+class Unauthorized(ZergError):
+    code = "unauthorized"
+
+
+class TooLarge(ZergError):
+    code = "payload_too_large"

@@ -1,5 +1,6 @@
 """The one settings object: every knob Zerg reads, from `ZERG_*` environment variables."""
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -38,6 +39,34 @@ class Settings(BaseSettings):
         ge=1,
         description="How many queued runs (agents with concurrency: queue) one process "
         "executes at once, across agents.",
+    )
+    execute_runs: bool = Field(
+        default=True,
+        description="Whether `zerg serve` executes runs itself (embedded mode). false: an API "
+        "replica that records and enqueues runs for `zerg worker` processes (distributed mode, "
+        "PostgreSQL only); `zerg serve --no-execute` sets it.",
+    )
+    executor_id: str | None = Field(
+        default=None,
+        description="Stable id of a `zerg worker` (`--id`): its runs are recorded under it, so "
+        "a restarted worker resumes them. Unset: `worker-<hostname>`; set a distinct one for "
+        "each worker on the same host.",
+    )
+    heartbeat_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a worker records its heartbeat and looks for dead workers.",
+    )
+    worker_dead_after_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="A worker whose heartbeat is older than this is dead: another worker "
+        "takes over its runs.",
+    )
+    scheduler_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a process that executes runs looks for due cron fires.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of every Zerg logger."
@@ -78,6 +107,10 @@ class Settings(BaseSettings):
             return self.server_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
         return f"http://{host}:{self.port}"
+
+    @property
+    def resolved_executor_id(self) -> str:
+        return self.executor_id or f"worker-{socket.gethostname()}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,6 +1,8 @@
 """`zerg agents`: create, list, show and delete, and how each reports bad input."""
 
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -49,7 +51,10 @@ def test_create_json_takes_every_option(cli: Cli) -> None:
     agent = json_output(result)
     assert result.stderr == ""
     assert isinstance(agent["id"], int)
-    assert agent | {"id": 0, "created_at": "", "updated_at": ""} == {
+    next_run = datetime.fromisoformat(agent["next_run_at"]).astimezone(ZoneInfo("Europe/Paris"))
+    assert (next_run.hour, next_run.minute) == (7, 0) and next_run.weekday() < 5
+    assert next_run > datetime.now(UTC)
+    assert agent | {"id": 0, "created_at": "", "updated_at": "", "next_run_at": None} == {
         "id": 0,
         "name": "Morning digest",
         "model": "anthropic:claude-sonnet",
@@ -59,6 +64,7 @@ def test_create_json_takes_every_option(cli: Cli) -> None:
         "schedule": "0 7 * * 1-5",
         "timezone": "Europe/Paris",
         "run_on_schedule": True,
+        "missed_fires": "run_once",
         "concurrency": "queue",
         "timeout_s": 120,
         "status": "idle",

@@ -9,7 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from zerg.errors import Conflict, Forbidden, InvalidInput, NotFound, ZergError
+from zerg.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    ZergError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +26,8 @@ _STATUS_OF: dict[type[ZergError], int] = {
     Conflict: 409,
     InvalidInput: 422,
     Forbidden: 403,
+    Unauthorized: 401,
+    TooLarge: 413,
 }
 
 _CODE_OF_STATUS = {

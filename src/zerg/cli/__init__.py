@@ -2,7 +2,7 @@
 
 import typer
 
-from zerg.cli import agents, db, runs, serve
+from zerg.cli import agents, db, runs, serve, worker
 
 app = typer.Typer(
     name="zerg",
@@ -11,6 +11,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
 app.add_typer(runs.app, name="runs")

@@ -54,6 +54,16 @@ def load_settings(**overrides: Any) -> Settings:
         fail("; ".join(_describe_setting_error(error, options) for error in exc.errors()))
 
 
+def require_postgres(settings: Settings, command: str) -> None:
+    """Distributed mode (API replicas and workers) shares one PostgreSQL database."""
+    if settings.is_sqlite:
+        fail(
+            f"`{command}` is distributed mode, which needs PostgreSQL: set "
+            "ZERG_DATABASE_URL=postgresql+psycopg://user:password@host/dbname "
+            "(or run `zerg serve` alone for embedded mode on SQLite)"
+        )
+
+
 def open_database(settings: Settings) -> Database:
     """The configured database, or one error line saying why its URL cannot be used."""
     try:

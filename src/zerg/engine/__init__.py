@@ -1,5 +1,10 @@
 """The durable run engine (DBOS Transact) behind a small interface; nothing else imports DBOS."""
 
-from zerg.engine.dbos_engine import RunEngine, engine_database_url
+from zerg.engine.dbos_engine import (
+    EMBEDDED_EXECUTOR_ID,
+    EngineMode,
+    RunEngine,
+    engine_database_url,
+)
 
-__all__ = ["RunEngine", "engine_database_url"]
+__all__ = ["EMBEDDED_EXECUTOR_ID", "EngineMode", "RunEngine", "engine_database_url"]

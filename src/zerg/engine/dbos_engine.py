@@ -5,17 +5,31 @@ Progress inside a run is not checkpointed by DBOS steps: the run's thread is the
 (see `zerg.agents.runner`), which measured 3-4x faster than a step per model or tool call.
 DBOS owns what it is good at: the durable record that a run must happen, and recovery of the
 runs a dead process left behind. The workflow body is idempotent and re-enters the run.
+
+Distributed mode (PostgreSQL): API replicas do not run DBOS at all — a launched DBOS always
+dequeues DBOS's internal queue, where recovered workflows go — they enqueue with a
+`DBOSClient`, in the same transaction as the run row. Workers launch DBOS under their own
+stable executor id and execute what the queues hold.
 """
 
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from dbos import DBOS, DBOSConfig, Queue, SetEnqueueOptions, SetWorkflowID
+from dbos import (
+    DBOS,
+    DBOSClient,
+    DBOSConfig,
+    EnqueueOptions,
+    Queue,
+    SetEnqueueOptions,
+    SetWorkflowID,
+)
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from zerg.settings import Settings
 
@@ -25,9 +39,17 @@ logger = logging.getLogger(__name__)
 # default (a hash of the workflow code) strands such runs forever after any code change.
 APPLICATION_VERSION = "zerg-runs-1"
 WORKFLOW_NAME = "zerg.task_run"
-# Runs of agents with `concurrency: queue` wait here, one at a time per agent (the partition).
+APP_NAME = "zerg"
+# Runs of agents with `concurrency: queue` (in distributed mode: every run) wait here, one at
+# a time per agent (the partition).
 AGENT_QUEUE = "zerg-agent-runs"
 _MAX_PRIORITY = 2**31 - 1
+
+# Where the runs of this process go: `embedded` executes them here (`zerg serve`); `api` only
+# enqueues them for the workers (`zerg serve --no-execute`); `worker` executes queued runs and
+# takes over the runs of dead workers (`zerg worker`). `api` and `worker` need PostgreSQL.
+EngineMode = Literal["embedded", "api", "worker"]
+EMBEDDED_EXECUTOR_ID = "local"
 
 Executor = Callable[[int], Awaitable[None]]
 _executor: Executor | None = None
@@ -68,25 +90,66 @@ def _sqlite_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _enqueue_options(run_id: int, agent_id: int) -> EnqueueOptions:
+    """A run on the workers' queue: one at a time per agent, in the order runs were recorded."""
+    return {
+        "workflow_name": WORKFLOW_NAME,
+        "queue_name": AGENT_QUEUE,
+        "workflow_id": workflow_id(run_id),
+        "app_version": APPLICATION_VERSION,
+        "queue_partition_key": str(agent_id),
+        "priority": min(run_id, _MAX_PRIORITY),
+    }
+
+
 class RunEngine:
     """Starts task runs as durable workflows and recovers the ones a crash interrupted."""
 
-    def __init__(self, settings: Settings, execute: Executor) -> None:
+    def __init__(
+        self, settings: Settings, execute: Executor, mode: EngineMode = "embedded"
+    ) -> None:
         self.settings = settings
+        self.mode = mode
         self._execute = execute
         self._system_engine: sa.Engine | None = None
         self._queue: Queue | None = None
+        self._client: DBOSClient | None = None
         self.launched = False
 
+    @property
+    def distributed(self) -> bool:
+        return self.mode != "embedded"
+
+    @property
+    def executor_id(self) -> str:
+        """The DBOS executor id runs of this process are recorded under."""
+        if self.mode == "worker":
+            return self.settings.resolved_executor_id
+        return EMBEDDED_EXECUTOR_ID
+
     def launch(self) -> None:
-        """Start DBOS; it resumes this executor's pending runs in the background."""
+        """Start DBOS (it resumes this executor's pending runs in the background); an API
+        replica only connects a client that enqueues."""
+        url = engine_database_url(self.settings)
+        if self.distributed and url.startswith("sqlite"):
+            raise ValueError(
+                "distributed mode needs PostgreSQL: "
+                "set ZERG_DATABASE_URL=postgresql+psycopg://user:password@host/dbname"
+            )
+        if self.distributed:
+            # API replicas may start before any worker: create DBOS's tables (idempotent).
+            DBOS.migrate(url)
+            self._client = DBOSClient(system_database_url=url, application_name=APP_NAME)
+        if self.mode == "api":
+            self.launched = True
+            return
         global _executor
         _executor = self._execute
-        url = engine_database_url(self.settings)
         config: DBOSConfig = {
-            "name": "zerg",
+            "name": APP_NAME,
             "system_database_url": url,
             "application_version": APPLICATION_VERSION,
+            "executor_id": self.executor_id,
             "log_level": "WARNING",
             # Also how long shutdown waits for the listener thread to notice it should stop.
             "notification_listener_polling_interval_sec": 0.1,
@@ -106,33 +169,63 @@ class RunEngine:
         )
         self.launched = True
 
-    async def submit(self, run_id: int, *, one_at_a_time_for: int | None = None) -> None:
+    async def submit(self, run_id: int, agent_id: int, *, queued: bool) -> None:
         """Record the run's workflow durably, then start it at once on the running event loop,
-        or — with `one_at_a_time_for=<agent id>` — queue it behind that agent's other runs.
+        or — `queued` — queue it behind the agent's other runs.
 
+        In distributed mode every run is queued for the workers, one at a time per agent (an
+        agent with `concurrency: reject` never has two active runs anyway).
         Submitting a run twice is harmless: the workflow id is derived from the run id.
         """
+        if self._client is not None:
+            await self._client.enqueue_async(_enqueue_options(run_id, agent_id), run_id)
+            return
         with SetWorkflowID(workflow_id(run_id)):
-            if one_at_a_time_for is None:
+            if not queued:
                 await DBOS.start_workflow_async(_task_run_workflow, run_id)
                 return
             assert self._queue is not None, "engine not launched"
             # Priority = run id: an agent's runs start in the order they were recorded, even
             # when their enqueues raced each other.
             priority = min(run_id, _MAX_PRIORITY)
-            with SetEnqueueOptions(queue_partition_key=str(one_at_a_time_for), priority=priority):
+            with SetEnqueueOptions(queue_partition_key=str(agent_id), priority=priority):
                 await self._queue.enqueue_async(_task_run_workflow, run_id)
+
+    def enqueue_in_transaction(self, session: Session, run_id: int, agent_id: int) -> None:
+        """Distributed mode: queue the run for the workers in the caller's transaction on the
+        same PostgreSQL database, so the run and its workflow commit (or vanish) together."""
+        assert self._client is not None, "only distributed mode enqueues in a transaction"
+        self._client.enqueue_in_transaction(session, _enqueue_options(run_id, agent_id), run_id)
 
     async def cancel(self, run_id: int) -> None:
         """Make sure a run still waiting in the queue never starts."""
+        if self._client is not None:
+            await self._client.cancel_workflow_async(workflow_id(run_id))
+            return
         await DBOS.cancel_workflow_async(workflow_id(run_id))
+
+    def recover_executor(self, executor_id: str) -> int:
+        """Take over the pending runs of a dead worker: they go back to their queue, where a
+        live worker picks them up and resumes them. Returns how many there were.
+
+        Open-source DBOS only recovers its own executor's workflows on launch; this is its
+        private recovery entry point (dbos 3.4), kept here so nothing else depends on it.
+        Idempotent: a workflow another worker already picked up is left alone.
+        """
+        assert self.mode == "worker", "only a worker recovers runs"
+        handles = DBOS._recover_pending_workflows([executor_id])
+        return len(handles)
 
     def shutdown(self) -> None:
         global _executor
-        if self.launched:
+        if self._client is not None:
+            self._client.destroy()
+            self._client = None
+        if self.launched and self.mode != "api":
             DBOS.destroy(workflow_completion_timeout_sec=0)
-            self.launched = False
-        _executor = None
+        self.launched = False
+        if self.mode != "api":
+            _executor = None
         if self._system_engine is not None:
             self._system_engine.dispose()
             self._system_engine = None

@@ -53,6 +53,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
         self._listeners: list[Callable[[Event], None]] = []
+        self._relay: Callable[[Event], None] | None = None
         self._lock = threading.Lock()
 
     def subscribe(self, predicate: Predicate = lambda _event: True) -> Subscription:
@@ -71,9 +72,21 @@ class EventBus:
         with self._lock:
             self._listeners.append(listener)
 
+    def set_relay(self, relay: Callable[[Event], None] | None) -> None:
+        """Hand every event published here also to `relay` (which carries it to the other
+        processes and delivers theirs with `deliver`); None: this process only."""
+        self._relay = relay
+
     def publish(self, type: EventType, data: dict[str, Any]) -> None:
         """Deliver an event; call it only after the transaction it describes has committed."""
         event = Event(type, data)
+        self.deliver(event)
+        relay = self._relay
+        if relay is not None:
+            relay(event)
+
+    def deliver(self, event: Event) -> None:
+        """Deliver an event to this process's subscribers and listeners only."""
         with self._lock:
             subscriptions = [s for s in self._subscriptions if s.predicate(event)]
             listeners = list(self._listeners)
@@ -86,4 +99,4 @@ class EventBus:
             try:
                 listener(event)
             except Exception:
-                logger.exception("event listener failed on %s", type)
+                logger.exception("event listener failed on %s", event.type)

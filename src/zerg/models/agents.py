@@ -22,6 +22,8 @@ class Agent(Timestamped, Base):
     schedule: Mapped[str | None] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     run_on_schedule: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What to do with fires missed while nothing was running: one catch-up run, or none.
+    missed_fires: Mapped[str] = mapped_column(String(16), default="run_once")
     concurrency: Mapped[str] = mapped_column(String(16), default="reject")
     timeout_s: Mapped[int] = mapped_column(Integer, default=600)
     status: Mapped[str] = mapped_column(String(16), default="idle")

@@ -1,12 +1,13 @@
 """The `runs` table: one row per task run, its status moved only by the run state machine."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg import clock
-from zerg.db.types import UTCDateTime
+from zerg.db.types import JSONType, UTCDateTime
 from zerg.models.base import Base
 
 
@@ -29,7 +30,12 @@ class Run(Base):
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    # What the trigger handed the run (a webhook's JSON payload), shown to the agent.
+    input: Mapped[Any] = mapped_column(JSONType, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     # The agent's single slot, held while a run of a `concurrency: reject` agent is queued or
     # running: the unique constraint makes a second simultaneous trigger fail atomically.
     slot_agent_id: Mapped[int | None] = mapped_column(unique=True)
+    # The executor (`zerg worker --id`, or `local` for `zerg serve`) that last began executing
+    # the run: after a takeover, the worker that finished it.
+    executor_id: Mapped[str | None] = mapped_column(String(128))

@@ -17,5 +17,8 @@ class Trigger(Base):
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
     scheme: Mapped[str] = mapped_column(String(16), default="standard")
     secret: Mapped[str] = mapped_column(String(200))
+    # After a rotation the previous secret keeps verifying deliveries until it expires.
+    previous_secret: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     last_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -27,6 +27,7 @@ class AgentStatus(StrEnum):
 
 
 Concurrency = Literal["reject", "queue"]
+MissedFires = Literal["run_once", "skip"]
 READ_ONLY_FIELDS = frozenset(
     {"id", "status", "last_run_at", "next_run_at", "last_error", "created_at", "updated_at"}
 )
@@ -110,6 +111,7 @@ class AgentCreate(_AgentInput):
     schedule: Schedule = None
     timezone: Timezone = "UTC"
     run_on_schedule: bool = True
+    missed_fires: MissedFires = "run_once"
     concurrency: Concurrency = "reject"
     timeout_s: TimeoutS = 600
     config: dict[str, Any] = Field(default_factory=dict)
@@ -126,6 +128,7 @@ class AgentUpdate(_AgentInput):
     schedule: Schedule = None
     timezone: Timezone | None = None
     run_on_schedule: bool | None = None
+    missed_fires: MissedFires | None = None
     concurrency: Concurrency | None = None
     timeout_s: TimeoutS | None = None
     config: dict[str, Any] | None = None
@@ -153,6 +156,7 @@ class AgentRead(BaseModel):
     schedule: str | None
     timezone: str
     run_on_schedule: bool
+    missed_fires: MissedFires
     concurrency: Concurrency
     timeout_s: int
     status: AgentStatus

@@ -6,6 +6,7 @@ the run from its thread.
 """
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -15,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from zerg import clock
 from zerg.agents.models import describe_model_error
-from zerg.agents.runner import AgentRunner
+from zerg.agents.runner import AgentRunner, run_tracing_hooks_inline
 from zerg.agents.tools import HttpGetPolicy
 from zerg.db import Database
-from zerg.engine import RunEngine
+from zerg.engine import EngineMode, RunEngine
 from zerg.errors import Conflict, InvalidInput
 from zerg.events import EventBus, EventType
 from zerg.models import Agent, Message, Run, Thread
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 CANCELLED_BY_REQUEST = "cancelled on request"
 # How often a running run checks whether it was cancelled (possibly by another process).
 CANCEL_POLL_S = 0.25
+# How often a waiting request re-reads its run besides listening for its events.
+WAIT_RECHECK_S = 2.0
 
 THREAD_TYPE_OF: dict[str, ThreadType] = {
     "manual": "manual",
@@ -51,7 +54,12 @@ _TITLE_OF = {
 
 
 def record_run(
-    agent_id: int, *, trigger: RunTrigger, idempotency_key: str | None, session: Session
+    agent_id: int,
+    *,
+    trigger: RunTrigger,
+    idempotency_key: str | None,
+    session: Session,
+    input: Any = None,
 ) -> tuple[Run, bool]:
     """Step 1: check the agent can run a task, then record a queued run (the caller commits).
 
@@ -79,6 +87,7 @@ def record_run(
         slot = agent.id
     run = Run(
         slot_agent_id=slot,
+        input=input,
         agent_id=agent.id,
         trigger=trigger,
         status=RunStatus.QUEUED,
@@ -100,12 +109,18 @@ class TaskRuns:
         bus: EventBus,
         *,
         http_policy: HttpGetPolicy | None = None,
+        mode: EngineMode | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
         self.bus = bus
         self.http_policy = http_policy
-        self.engine = RunEngine(settings, self.execute_agent_task)
+        if mode is None:
+            mode = "embedded" if settings.execute_runs else "api"
+        self.engine = RunEngine(settings, self.execute_agent_task, mode)
+        self._lock = asyncio.Lock()
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        run_tracing_hooks_inline()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -114,8 +129,11 @@ class TaskRuns:
 
         DBOS resumes the workflows it knows; a run recorded just before a crash, whose
         workflow was never started, is submitted here (submitting twice is harmless).
+        An API replica leaves that to the workers.
         """
         await asyncio.to_thread(self.engine.launch)
+        if self.engine.mode == "api":
+            return
         with self.database.session() as session:
             open_runs = session.execute(
                 select(Run.id, Run.agent_id, Agent.concurrency)
@@ -124,9 +142,26 @@ class TaskRuns:
                 .order_by(Run.id)
             ).all()
         for run_id, agent_id, concurrency in open_runs:
-            await self.engine.submit(
-                run_id, one_at_a_time_for=agent_id if concurrency == "queue" else None
+            await self.engine.submit(run_id, agent_id, queued=concurrency == "queue")
+        if self.engine.mode == "embedded":
+            self._release_stuck_agents()
+
+    def _release_stuck_agents(self) -> None:
+        """An agent marked `running` without an unfinished run is left over from a crash at
+        an unlucky moment: in embedded mode nothing else is running it, so it is `idle`."""
+        open_run = (
+            select(Run.id)
+            .where(Run.agent_id == Agent.id, Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+            .exists()
+        )
+        with self.database.session() as session:
+            session.execute(
+                update(Agent)
+                .where(Agent.status == AgentStatus.RUNNING, ~open_run)
+                .values(status=AgentStatus.IDLE)
+                .execution_options(synchronize_session=False)
             )
+            session.commit()
 
     def shutdown(self) -> None:
         self.engine.shutdown()
@@ -134,26 +169,60 @@ class TaskRuns:
     # -- triggers --------------------------------------------------------------------------
 
     async def trigger(
-        self, agent_id: int, *, trigger: RunTrigger, idempotency_key: str | None = None
+        self,
+        agent_id: int,
+        *,
+        trigger: RunTrigger,
+        idempotency_key: str | None = None,
+        input: Any = None,
     ) -> RunRead:
-        """Record a run durably, start it, and answer at once with the queued run."""
-        with self.database.session() as session:
-            try:
-                run, created = record_run(
-                    agent_id, trigger=trigger, idempotency_key=idempotency_key, session=session
-                )
-                session.commit()
-            except IntegrityError:  # the same key raced in from another request
-                session.rollback()
-                run, created = record_run(
-                    agent_id, trigger=trigger, idempotency_key=idempotency_key, session=session
-                )
-            snapshot = RunRead.model_validate(run)
-            queued_behind = run.agent_id if run.slot_agent_id is None else None
-        if created:
-            self.bus.publish(EventType.RUN_CREATED, snapshot.model_dump(mode="json"))
-            await self.engine.submit(snapshot.id, one_at_a_time_for=queued_behind)
+        """Record a run durably, start it, and answer at once with the queued run.
+
+        `input` (e.g. a webhook's payload) is shown to the agent after its task instructions.
+        """
+        # An agent's queued runs start by run id, but only among those already enqueued: so
+        # in embedded mode they are enqueued in the order they were recorded, one at a time.
+        # (No await in the critical section otherwise: a direct start is not held up.)
+        async with self._recording_lock():
+            snapshot, created, queued = self._record(agent_id, trigger, idempotency_key, input)
+            if created:
+                self.bus.publish(EventType.RUN_CREATED, snapshot.model_dump(mode="json"))
+            if created and queued and not self.engine.distributed:
+                await self.engine.submit(snapshot.id, snapshot.agent_id, queued=True)
+        if created and not queued and not self.engine.distributed:
+            await self.engine.submit(snapshot.id, snapshot.agent_id, queued=False)
         return snapshot
+
+    def _record(
+        self, agent_id: int, trigger: RunTrigger, idempotency_key: str | None, input: Any
+    ) -> tuple[RunRead, bool, bool]:
+        """Record the run (in distributed mode, with its place in the workers' queue)."""
+        with self.database.session() as session:
+            for attempt in (1, 2):
+                try:
+                    run, created = record_run(
+                        agent_id,
+                        trigger=trigger,
+                        idempotency_key=idempotency_key,
+                        input=input,
+                        session=session,
+                    )
+                    if created and self.engine.distributed:
+                        # The run and its place in the queue commit together.
+                        self.engine.enqueue_in_transaction(session, run.id, run.agent_id)
+                    session.commit()
+                    break
+                except IntegrityError:  # the same key raced in from another request
+                    session.rollback()
+                    if attempt == 2:
+                        raise
+            return RunRead.model_validate(run), created, run.slot_agent_id is None
+
+    def _recording_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock_loop is not loop:  # an asyncio.Lock belongs to one event loop
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     async def wait(self, run_id: int, timeout_s: float) -> RunRead:
         """The run once it has finished, or as it stands after `timeout_s`."""
@@ -165,16 +234,21 @@ class TaskRuns:
             )
         )
         try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
             current = self._read_run(run_id)
-            if current.status in FINAL_STATUSES:
-                return current
-            try:
-                async with asyncio.timeout(timeout_s):
-                    event = await subscription.get()
-            except TimeoutError:
-                return self._read_run(run_id)
-            # The event carries the run as committed.
-            return RunRead.model_validate(event.data)
+            while current.status not in FINAL_STATUSES and loop.time() < deadline:
+                # Re-read now and then too: an event from another process can be lost while
+                # the bus reconnects to the database.
+                try:
+                    async with asyncio.timeout(min(deadline - loop.time(), WAIT_RECHECK_S)):
+                        event = await subscription.get()
+                except TimeoutError:
+                    current = self._read_run(run_id)
+                    continue
+                # The event carries the run as committed.
+                return RunRead.model_validate(event.data)
+            return current
         finally:
             self.bus.unsubscribe(subscription)
 
@@ -287,6 +361,7 @@ class TaskRuns:
             session.commit()
             return None
         agent.status = AgentStatus.RUNNING
+        run.executor_id = self.engine.executor_id
         if run.thread_id is None:
             now = clock.now()
             thread = ThreadService.create_thread_with_system_message(
@@ -299,7 +374,7 @@ class TaskRuns:
                 session,
                 thread,
                 role="user",
-                content=agent.task_instructions or "",
+                content=task_message(agent.task_instructions or "", run.input),
                 processed=False,
             )
             run.thread_id = thread.id
@@ -382,6 +457,16 @@ class TaskRuns:
             EventType.THREAD_MESSAGE_CREATED,
             MessageRead.model_validate(message).model_dump(mode="json"),
         )
+
+
+def task_message(task_instructions: str, payload: Any) -> str:
+    """The run's user message: the task, then what its trigger delivered, clearly delimited."""
+    if payload is None:
+        return task_instructions
+    body = payload if isinstance(payload, str) else json.dumps(payload, indent=2)
+    return (
+        f"{task_instructions}\n\nThe trigger delivered this payload:\n<payload>\n{body}\n</payload>"
+    )
 
 
 def _remaining_s(run: Run, timeout_s: int) -> float:

@@ -1,0 +1,247 @@
+"""Inbound webhooks: Standard Webhooks and GitHub signatures, replays, rotation, limits."""
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+from standardwebhooks import Webhook
+
+from zerg import clock
+from zerg.db import Database
+from zerg.models import Trigger
+
+
+def make_agent(client: httpx.Client, **fields: Any) -> dict[str, Any]:
+    body = {
+        "name": "hook",
+        "model": "scripted:echo",
+        "task_instructions": "Triage this event.",
+        **fields,
+    }
+    return dict(client.post("/api/agents", json=body).json())
+
+
+def make_trigger(client: httpx.Client, agent_id: int, scheme: str = "standard") -> dict[str, Any]:
+    response = client.post(f"/api/agents/{agent_id}/triggers", json={"scheme": scheme})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def standard_headers(
+    secret: str, body: bytes, msg_id: str = "msg_1", at: datetime | None = None
+) -> dict[str, str]:
+    at = at or datetime.now(UTC)
+    signature = Webhook(secret).sign(msg_id, at, body.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signature,
+        "content-type": "application/json",
+    }
+
+
+def fire(
+    client: httpx.Client, trigger: dict[str, Any], body: bytes, headers: dict[str, str]
+) -> httpx.Response:
+    return client.post(trigger["url"], content=body, headers=headers)
+
+
+def wait_finished(client: httpx.Client, run_id: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        run = dict(client.get(f"/api/runs/{run_id}").json())
+        if run["status"] not in ("queued", "running"):
+            return run
+        time.sleep(0.02)
+    raise AssertionError(f"run {run_id} did not finish")
+
+
+def test_a_signed_delivery_starts_a_webhook_run_with_the_payload(client: httpx.Client) -> None:
+    agent = make_agent(client)
+    trigger = make_trigger(client, agent["id"])
+    body = json.dumps({"action": "opened", "issue": {"number": 7}}).encode()
+
+    response = fire(client, trigger, body, standard_headers(trigger["secret"], body))
+
+    assert response.status_code == 202, response.text
+    run = wait_finished(client, response.json()["id"])
+    assert run["status"] == "succeeded" and run["trigger"] == "webhook"
+    thread = client.get(f"/api/threads/{run['thread_id']}").json()
+    assert thread["thread_type"] == "webhook"
+    messages = client.get(f"/api/threads/{run['thread_id']}/messages").json()["items"]
+    user = messages[1]["content"]
+    assert user.startswith("Triage this event.\n\n")
+    payload = user.split("<payload>\n", 1)[1].split("\n</payload>", 1)[0]
+    assert json.loads(payload) == {"action": "opened", "issue": {"number": 7}}
+    listed = client.get(f"/api/agents/{agent['id']}/triggers").json()["items"]
+    assert listed[0]["last_fired_at"] is not None
+
+
+def test_secret_is_shown_once_and_url_points_at_fire(client: httpx.Client) -> None:
+    agent = make_agent(client)
+    trigger = make_trigger(client, agent["id"])
+
+    assert trigger["secret"].startswith("whsec_")
+    assert len(base64.b64decode(trigger["secret"].removeprefix("whsec_"))) == 32
+    assert trigger["url"].endswith(f"/api/triggers/{trigger['id']}/fire")
+    listed = client.get(f"/api/agents/{agent['id']}/triggers").json()
+    assert listed["next_cursor"] is None
+    assert [t["id"] for t in listed["items"]] == [trigger["id"]]
+    assert "secret" not in listed["items"][0]
+    assert client.post("/api/agents/999/triggers", json={}).status_code == 404
+    bad = client.post(f"/api/agents/{agent['id']}/triggers", json={"scheme": "svix"})
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+
+
+def test_a_signature_made_by_hand_per_the_spec_is_accepted(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = b'{"hello": "world"}'
+    timestamp = str(int(time.time()))
+    key = base64.b64decode(trigger["secret"].removeprefix("whsec_"))
+    digest = hmac.new(key, f"msg_x.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    good = "v1," + base64.b64encode(digest).decode()
+    headers = {
+        "webhook-id": "msg_x",
+        "webhook-timestamp": timestamp,
+        # Several signatures may be sent; one matching is enough.
+        "webhook-signature": f"v1,{base64.b64encode(b'x' * 32).decode()} {good}",
+    }
+
+    assert fire(client, trigger, body, headers).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["body", "signature", "missing_signature", "missing_id", "other_secret", "garbage"],
+)
+def test_bad_signatures_are_401_and_start_nothing(client: httpx.Client, tamper: str) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = b'{"n": 1}'
+    headers = standard_headers(trigger["secret"], body)
+    if tamper == "body":
+        body = b'{"n": 2}'
+    elif tamper == "signature":
+        headers["webhook-signature"] = headers["webhook-signature"][:-6] + "AAAAA="
+    elif tamper == "missing_signature":
+        del headers["webhook-signature"]
+    elif tamper == "missing_id":
+        del headers["webhook-id"]
+    elif tamper == "other_secret":
+        headers = standard_headers("whsec_" + base64.b64encode(b"k" * 32).decode(), body)
+    else:
+        headers["webhook-signature"] = "not-a-signature"
+
+    response = fire(client, trigger, body, headers)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+    assert client.get("/api/runs").json()["items"] == []
+
+
+def test_a_stale_timestamp_is_401(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = b"{}"
+    old = datetime.now(UTC) - timedelta(seconds=301)
+
+    response = fire(client, trigger, body, standard_headers(trigger["secret"], body, at=old))
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "stale_timestamp"
+    assert "300 s" in response.json()["detail"]
+
+
+def test_a_replayed_delivery_returns_the_first_run(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = b'{"n": 1}'
+    first = fire(client, trigger, body, standard_headers(trigger["secret"], body, "msg_9"))
+    wait_finished(client, first.json()["id"])
+
+    again = fire(client, trigger, body, standard_headers(trigger["secret"], body, "msg_9"))
+
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert len(client.get("/api/runs").json()["items"]) == 1
+
+
+def test_an_oversized_body_is_413(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = b'{"blob": "' + b"x" * (256 * 1024) + b'"}'
+
+    response = fire(client, trigger, body, standard_headers(trigger["secret"], body))
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert client.get("/api/runs").json()["items"] == []
+
+
+def test_rotation_keeps_the_old_secret_for_the_grace_period(
+    client: httpx.Client, database: Database
+) -> None:
+    trigger = make_trigger(client, make_agent(client, concurrency="queue")["id"])
+    old_secret = trigger["secret"]
+
+    rotated = client.post(f"/api/triggers/{trigger['id']}/rotate").json()
+
+    assert rotated["secret"] != old_secret and rotated["secret"].startswith("whsec_")
+    valid_until = datetime.fromisoformat(rotated["previous_secret_valid_until"])
+    assert valid_until > clock.now() + timedelta(hours=23)
+    for n, secret in enumerate((rotated["secret"], old_secret)):
+        body = json.dumps({"n": n}).encode()
+        headers = standard_headers(secret, body, f"msg_r{n}")
+        assert fire(client, trigger, body, headers).status_code == 202
+    with database.session() as session:
+        session.execute(
+            update(Trigger).values(previous_secret_expires_at=clock.now() - timedelta(seconds=1))
+        )
+        session.commit()
+    body = b'{"n": 9}'
+    expired = fire(client, trigger, body, standard_headers(old_secret, body, "msg_r9"))
+    assert expired.status_code == 401
+
+
+def test_github_scheme(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"], scheme="github")
+    body = b'{"zen": "Keep it logically awesome."}'
+    signature = hmac.new(trigger["secret"].encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "X-Hub-Signature-256": f"sha256={signature}",
+        "X-GitHub-Delivery": "d-1",
+        "X-GitHub-Event": "ping",
+        "content-type": "application/json",
+    }
+
+    first = fire(client, trigger, body, headers)
+    again = fire(client, trigger, body, headers)
+    wrong = fire(client, trigger, body, {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64})
+    missing = fire(client, trigger, body, {"X-GitHub-Delivery": "d-2"})
+
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_signature"
+    assert missing.status_code == 401
+
+
+def test_unknown_trigger_and_deleted_agent_are_404(client: httpx.Client) -> None:
+    agent = make_agent(client)
+    trigger = make_trigger(client, agent["id"])
+    body = b"{}"
+
+    assert client.post("/api/triggers/999/fire", content=body).status_code == 404
+    assert client.delete(f"/api/agents/{agent['id']}").status_code == 204
+    gone = fire(client, trigger, body, standard_headers(trigger["secret"], body))
+    assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+
+
+def test_delete_trigger(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+
+    assert client.delete(f"/api/triggers/{trigger['id']}").status_code == 204
+    assert client.delete(f"/api/triggers/{trigger['id']}").status_code == 404
+    assert client.post(f"/api/triggers/{trigger['id']}/rotate").status_code == 404
