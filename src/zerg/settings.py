@@ -1,10 +1,11 @@
 """The one settings object: every knob Zerg reads, from `ZERG_*` environment variables."""
 
 import socket
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,6 +64,12 @@ class Settings(BaseSettings):
         description="A worker whose heartbeat is older than this is dead: another worker "
         "takes over its runs.",
     )
+    http_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated CIDR networks that the http_get tool and run "
+        "notifications may reach although they are not public (e.g. 10.1.2.0/24 for an "
+        "internal service). Everything else non-public stays refused.",
+    )
     scheduler_interval_s: float = Field(
         default=1.0,
         gt=0,
@@ -93,6 +100,21 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ANTHROPIC_API_KEY", "ZERG_ANTHROPIC_API_KEY"),
         description="API key for `anthropic:` models (ANTHROPIC_API_KEY).",
     )
+
+    @field_validator("http_allowed_networks")
+    @classmethod
+    def _check_networks(cls, value: str) -> str:
+        for network in (part.strip() for part in value.split(",")):
+            if network:
+                try:
+                    ip_network(network)
+                except ValueError as exc:
+                    raise ValueError(f"{network!r} is not a CIDR network: {exc}") from None
+        return value
+
+    @property
+    def allowed_networks(self) -> tuple[str, ...]:
+        return tuple(n.strip() for n in self.http_allowed_networks.split(",") if n.strip())
 
     @property
     def resolved_database_url(self) -> str:

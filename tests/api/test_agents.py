@@ -21,6 +21,7 @@ FULL_AGENT: dict[str, Any] = {
     "missed_fires": "skip",
     "concurrency": "queue",
     "timeout_s": 120,
+    "notify_url": "https://hooks.example.com/zerg",
     "config": {"temperature": 0.2, "base_url": "http://127.0.0.1:9/v1", "tags": ["a", "b"]},
 }
 READ_ONLY_STATE = {
@@ -67,6 +68,7 @@ def test_create_fills_in_defaults(client: httpx.Client, clock: FrozenClock) -> N
         "missed_fires": "run_once",
         "concurrency": "reject",
         "timeout_s": 600,
+        "notify_url": None,
         **READ_ONLY_STATE,
         "config": {},
         "created_at": T0_JSON,

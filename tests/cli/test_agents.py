@@ -71,6 +71,7 @@ def test_create_json_takes_every_option(cli: Cli) -> None:
         "last_run_at": None,
         "next_run_at": None,
         "last_error": None,
+        "notify_url": None,
         "config": {},
         "created_at": "",
         "updated_at": "",

@@ -66,6 +66,30 @@ async def _task_run_workflow(run_id: int) -> None:
     await _executor(run_id)
 
 
+Notifier = Callable[[int], Awaitable[None]]
+_notifier: Notifier | None = None
+# A finished run's notification is retried with backoff: 1, 2, 4, ... 64 s between attempts.
+NOTIFY_ATTEMPTS = 8
+
+
+@DBOS.step(
+    name="zerg.notify.deliver",
+    retries_allowed=True,
+    max_attempts=NOTIFY_ATTEMPTS,
+    interval_seconds=1.0,
+    backoff_rate=2.0,
+)
+async def _deliver_step(run_id: int) -> None:
+    if _notifier is None:  # pragma: no cover - the engine sets it before launch
+        raise RuntimeError("run engine not launched")
+    await _notifier(run_id)
+
+
+@DBOS.workflow(name="zerg.notify")
+async def _notify_workflow(run_id: int) -> None:
+    await _deliver_step(run_id)
+
+
 def engine_database_url(settings: Settings) -> str:
     """Where DBOS keeps its records: beside the SQLite file, or the same PostgreSQL database."""
     url = make_url(settings.resolved_database_url)
@@ -106,11 +130,17 @@ class RunEngine:
     """Starts task runs as durable workflows and recovers the ones a crash interrupted."""
 
     def __init__(
-        self, settings: Settings, execute: Executor, mode: EngineMode = "embedded"
+        self,
+        settings: Settings,
+        execute: Executor,
+        mode: EngineMode = "embedded",
+        *,
+        notify: Notifier | None = None,
     ) -> None:
         self.settings = settings
         self.mode = mode
         self._execute = execute
+        self._notify = notify
         self._system_engine: sa.Engine | None = None
         self._queue: Queue | None = None
         self._client: DBOSClient | None = None
@@ -143,8 +173,9 @@ class RunEngine:
         if self.mode == "api":
             self.launched = True
             return
-        global _executor
+        global _executor, _notifier
         _executor = self._execute
+        _notifier = self._notify
         config: DBOSConfig = {
             "name": APP_NAME,
             "system_database_url": url,
@@ -197,6 +228,12 @@ class RunEngine:
         assert self._client is not None, "only distributed mode enqueues in a transaction"
         self._client.enqueue_in_transaction(session, _enqueue_options(run_id, agent_id), run_id)
 
+    async def notify(self, run_id: int) -> None:
+        """Durably deliver the finished run's notification, retried with backoff; starting it
+        twice is harmless (the workflow id is derived from the run id)."""
+        with SetWorkflowID(f"notify-{run_id}"):
+            await DBOS.start_workflow_async(_notify_workflow, run_id)
+
     async def cancel(self, run_id: int) -> None:
         """Make sure a run still waiting in the queue never starts."""
         if self._client is not None:
@@ -217,7 +254,7 @@ class RunEngine:
         return len(handles)
 
     def shutdown(self) -> None:
-        global _executor
+        global _executor, _notifier
         if self._client is not None:
             self._client.destroy()
             self._client = None
@@ -226,6 +263,7 @@ class RunEngine:
         self.launched = False
         if self.mode != "api":
             _executor = None
+            _notifier = None
         if self._system_engine is not None:
             self._system_engine.dispose()
             self._system_engine = None

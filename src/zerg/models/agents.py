@@ -30,4 +30,7 @@ class Agent(Timestamped, Base):
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Where a finished run's summary is POSTed, signed per Standard Webhooks with notify_secret.
+    notify_url: Mapped[str | None] = mapped_column(String(2000))
+    notify_secret: Mapped[str | None] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

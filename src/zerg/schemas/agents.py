@@ -80,6 +80,21 @@ Schedule = Annotated[
     AfterValidator(_check_schedule),
 ]
 Timezone = Annotated[str, AfterValidator(_check_timezone)]
+
+
+def _check_notify_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1]) == 0:
+        raise ValueError("notify_url must be an absolute http:// or https:// URL")
+    return value
+
+
+NotifyUrl = Annotated[
+    str | None,
+    StringConstraints(strip_whitespace=True, max_length=2000),
+    AfterValidator(_check_notify_url),
+]
 Tools = Annotated[list[str], AfterValidator(_check_tools)]
 TimeoutS = Annotated[int, Field(ge=1, le=86400)]
 
@@ -114,6 +129,7 @@ class AgentCreate(_AgentInput):
     missed_fires: MissedFires = "run_once"
     concurrency: Concurrency = "reject"
     timeout_s: TimeoutS = 600
+    notify_url: NotifyUrl = None
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -131,11 +147,12 @@ class AgentUpdate(_AgentInput):
     missed_fires: MissedFires | None = None
     concurrency: Concurrency | None = None
     timeout_s: TimeoutS | None = None
+    notify_url: NotifyUrl = None
     config: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> "AgentUpdate":
-        nullable = {"task_instructions", "schedule"}
+        nullable = {"task_instructions", "schedule", "notify_url"}
         nulls = sorted(
             name for name in self.model_fields_set - nullable if getattr(self, name) is None
         )
@@ -163,6 +180,7 @@ class AgentRead(BaseModel):
     last_run_at: datetime | None
     next_run_at: datetime | None
     last_error: str | None
+    notify_url: str | None
     config: dict[str, Any]
     created_at: datetime
     updated_at: datetime

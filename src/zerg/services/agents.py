@@ -11,6 +11,7 @@ from zerg.models import Agent
 from zerg.scheduler.cron import next_fire_time, next_fire_times
 from zerg.schemas.agents import AgentCreate, AgentUpdate
 from zerg.services.pagination import PageResult, paginate
+from zerg.services.signing import new_whsec
 
 
 def _refresh_next_run(agent: Agent) -> None:
@@ -21,9 +22,15 @@ def _refresh_next_run(agent: Agent) -> None:
         agent.next_run_at = None
 
 
+def _ensure_notify_secret(agent: Agent) -> None:
+    if agent.notify_url and not agent.notify_secret:
+        agent.notify_secret = new_whsec()
+
+
 def create_agent(data: AgentCreate, *, session: Session) -> Agent:
     agent = Agent(**data.model_dump())
     _refresh_next_run(agent)
+    _ensure_notify_secret(agent)
     session.add(agent)
     session.flush()
     return agent
@@ -47,6 +54,7 @@ def update_agent(agent_id: int, data: AgentUpdate, *, session: Session) -> Agent
         setattr(agent, field, value)
     if changes.keys() & {"schedule", "timezone", "run_on_schedule"}:
         _refresh_next_run(agent)
+    _ensure_notify_secret(agent)
     session.flush()
     return agent
 
@@ -57,6 +65,17 @@ def upcoming_fires(agent_id: int, count: int, *, session: Session) -> list[datet
     if not agent.schedule:
         return []
     return next_fire_times(agent.schedule, agent.timezone, clock.now(), count)
+
+
+def notify_secret(agent_id: int, *, session: Session) -> str:
+    """The secret that signs the agent's run notifications."""
+    agent = get_agent(agent_id, session=session)
+    if not agent.notify_secret:
+        raise NotFound(
+            f"agent {agent_id} has no notify_url, so no notification secret; set notify_url first",
+            code="no_notify_url",
+        )
+    return agent.notify_secret
 
 
 def delete_agent(agent_id: int, *, session: Session) -> None:

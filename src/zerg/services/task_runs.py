@@ -26,6 +26,7 @@ from zerg.models import Agent, Message, Run, Thread
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.schemas.threads import MessageRead, ThreadRead, ThreadType
+from zerg.services import notifications
 from zerg.services.agents import get_agent
 from zerg.services.runs import FINAL_STATUSES, get_run, transition_run
 from zerg.services.threads import ThreadService
@@ -114,10 +115,12 @@ class TaskRuns:
         self.settings = settings
         self.database = database
         self.bus = bus
-        self.http_policy = http_policy
+        self.http_policy = http_policy or HttpGetPolicy(allowed_networks=settings.allowed_networks)
         if mode is None:
             mode = "embedded" if settings.execute_runs else "api"
-        self.engine = RunEngine(settings, self.execute_agent_task, mode)
+        self.engine = RunEngine(
+            settings, self.execute_agent_task, mode, notify=self.deliver_notification
+        )
         self._lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         run_tracing_hooks_inline()
@@ -262,12 +265,19 @@ class TaskRuns:
         """Steps 2-8 of a task run. Safe to call again for the same run: it resumes."""
         with self.database.session() as session:
             run = session.get(Run, run_id)
-            if run is None or run.status in FINAL_STATUSES:
-                return  # finished already (or cancelled while queued), or deleted
-            agent = session.get(Agent, run.agent_id)
-            if agent is None:
-                return
-            await self._execute(session, run, agent)
+            agent = session.get(Agent, run.agent_id) if run is not None else None
+            if run is None or agent is None:
+                return  # deleted with its agent
+            wants_notice = agent.notify_url is not None
+            if run.status not in FINAL_STATUSES:  # else finished already: only the notice
+                await self._execute(session, run, agent)
+        if wants_notice:
+            # Also when re-entered after a crash: starting the notice twice is harmless.
+            await self.engine.notify(run_id)
+
+    async def deliver_notification(self, run_id: int) -> None:
+        """One attempt to tell the agent's notify_url that run `run_id` finished."""
+        await notifications.deliver(self.database, run_id, self.http_policy)
 
     async def _execute(self, session: Session, run: Run, agent: Agent) -> None:
         run_id, timeout_s = run.id, agent.timeout_s

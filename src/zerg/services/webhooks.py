@@ -6,7 +6,6 @@ separated), verified by the `standardwebhooks` library. GitHub: `X-Hub-Signature
 sha256=<hex HMAC-SHA256 of the body>`, deduplicated by `X-GitHub-Delivery`.
 """
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -28,6 +27,7 @@ from zerg.models import Run, Trigger
 from zerg.schemas.runs import RunRead
 from zerg.services.agents import get_agent
 from zerg.services.pagination import PageResult, paginate
+from zerg.services.signing import new_whsec
 
 Scheme = Literal["standard", "github"]
 MAX_BODY_BYTES = 256 * 1024
@@ -47,7 +47,7 @@ def new_secret(scheme: str) -> str:
     """A fresh secret: Standard Webhooks' `whsec_<base64>` form, or hex for GitHub's UI."""
     if scheme == "github":
         return secrets.token_hex(32)
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    return new_whsec()
 
 
 def create_trigger(agent_id: int, scheme: Scheme, *, session: Session) -> Trigger:

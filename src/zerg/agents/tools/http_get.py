@@ -17,7 +17,7 @@ import httpx
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from zerg.agents.tools.ssrf import IPAddress, IPNetwork, RefusedURL, vet_url
+from zerg.agents.tools.ssrf import IPAddress, IPNetwork, RefusedURL, pinned_request, vet_url
 
 logger = logging.getLogger(__name__)
 
@@ -120,17 +120,7 @@ def _parse(url: str, location: str | None = None) -> httpx.URL:
 
 
 def _pinned_request(url: httpx.URL, address: IPAddress, timeout_s: float) -> httpx.Request:
-    """A GET of `url` sent to `address`, naming `url`'s host in the Host header and to TLS.
-
-    Built directly rather than by the client, so no cookie from an earlier hop is sent along.
-    """
-    extensions: dict[str, object] = {"timeout": httpx.Timeout(timeout_s).as_dict()}
-    if url.scheme == "https":
-        extensions["sni_hostname"] = url.raw_host.decode("ascii")
-    headers = {**_HEADERS, "Host": url.netloc.decode("ascii")}
-    return httpx.Request(
-        "GET", url.copy_with(host=str(address)), headers=headers, extensions=extensions
-    )
+    return pinned_request("GET", url, address, timeout_s, headers=_HEADERS)
 
 
 async def _read(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:

@@ -53,6 +53,12 @@ def get_schedule(
     )
 
 
+@router.get("/{agent_id}/notify-secret")
+def get_notify_secret(agent_id: Id, session: SessionDep) -> dict[str, str]:
+    """The secret that signs this agent's run notifications (Standard Webhooks)."""
+    return {"secret": service.notify_secret(agent_id, session=session)}
+
+
 @router.patch("/{agent_id}")
 def update_agent(agent_id: Id, data: AgentUpdate, session: SessionDep) -> AgentRead:
     """Change some fields of an agent."""
