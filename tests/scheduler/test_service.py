@@ -205,3 +205,21 @@ def test_pausing_and_changing_a_schedule_takes_effect_at_once(
         f"cron:{agent_id}:2026-11-25T10:07:00+00:00"
     ]
     assert next_run_at(database, agent_id) == T0.replace(hour=11, minute=7)
+
+
+def test_every_fire_still_on_time_runs_even_two_in_one_tick(
+    settings: Settings, database: Database, frozen: Clock
+) -> None:
+    agent_id = make_agent(database, schedule="* * * * * */10", concurrency="queue")
+
+    async def body(schedulers: list[SchedulerService]) -> None:
+        frozen.at(10, 2, 25)  # a slow tick: the fires at :10 and :20 are both due
+        assert len(await schedulers[0].tick()) == 2
+        assert schedulers[0].skipped == 0
+
+    with_scheduler(settings, database, body)
+
+    assert [run.idempotency_key for run in runs(database)] == [
+        f"cron:{agent_id}:2026-11-25T10:02:10+00:00",
+        f"cron:{agent_id}:2026-11-25T10:02:20+00:00",
+    ]

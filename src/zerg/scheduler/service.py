@@ -63,8 +63,7 @@ class SchedulerService:
         for agent_id, schedule, timezone, cursor, missed_fires in due:
             if schedule is None or cursor is None:
                 continue  # filtered out by the query; here for the type checker
-            fire = self._claim(agent_id, schedule, timezone, cursor, missed_fires, now)
-            if fire is not None:
+            for fire in self._claim(agent_id, schedule, timezone, cursor, missed_fires, now):
                 claimed.append(await self._fire(agent_id, fire))
         return claimed
 
@@ -76,12 +75,17 @@ class SchedulerService:
         cursor: datetime,
         missed_fires: str,
         now: datetime,
-    ) -> datetime | None:
-        """Move the agent's cursor past `now`; the process whose UPDATE wins fires."""
+    ) -> list[datetime]:
+        """Move the agent's cursor past `now`; the process whose UPDATE wins fires.
+
+        Every fire still on time runs; of those missed while nothing was running, the policy
+        keeps the latest (`run_once`) or none (`skip`).
+        """
         fires = [cursor, *due_between(schedule, timezone, cursor, now)]
-        late = [f for f in fires if (now - f).total_seconds() > MISSED_AFTER_S]
-        on_time = [f for f in fires if f not in late]
-        chosen = on_time[-1] if on_time else (late[-1] if missed_fires == "run_once" else None)
+        missed = [f for f in fires if (now - f).total_seconds() > MISSED_AFTER_S]
+        chosen = [f for f in fires if f not in missed]
+        if missed and missed_fires == "run_once":
+            chosen.insert(0, missed[-1])
         with self.database.session() as session:
             moved = session.execute(
                 update(Agent)
@@ -91,8 +95,8 @@ class SchedulerService:
             )
             session.commit()
         if getattr(moved, "rowcount", 0) != 1:
-            return None  # another process claimed these fires
-        skipped = [f for f in fires if f != chosen]
+            return []  # another process claimed these fires
+        skipped = [f for f in fires if f not in chosen]
         if skipped:
             self.skipped += len(skipped)
             logger.info(
