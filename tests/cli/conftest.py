@@ -39,6 +39,6 @@ def cli(database_url: str, data_dir: Path) -> Cli:
 def postgres_url_for_missing_db(request: pytest.FixtureRequest) -> str:
     """A URL naming a database the test PostgreSQL server does not have."""
     if "postgresql" not in os.environ.get("ZERG_TEST_BACKENDS", "sqlite,postgresql").split(","):
-        pytest.skip("PostgreSQL is not in ZERG_TEST_BACKENDS")
+        pytest.skip(reason="PostgreSQL is not in ZERG_TEST_BACKENDS")
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.url_for("zerg_no_such_database")

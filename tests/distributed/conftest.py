@@ -24,7 +24,7 @@ DEAD_AFTER_S = 1.5
 @pytest.fixture
 def pg_database_url(backend: str, request: pytest.FixtureRequest) -> str:
     if backend == "sqlite":
-        pytest.skip("distributed mode runs on PostgreSQL only")
+        pytest.skip(reason="distributed mode runs on PostgreSQL only")
     url: str = request.getfixturevalue("database_url")
     return url
 

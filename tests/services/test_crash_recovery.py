@@ -2,28 +2,15 @@
 no completed model or tool call is repeated, no agent stays `running`, no queued run is lost."""
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from tests.support.openai_server import FakeOpenAI, Hang, Reply, Text, ToolCall
 from tests.support.processes import ZergProcess
 from zerg.db import Database
 from zerg.models import Message
-
-
-@pytest.fixture
-def zerg(database_url: str, tmp_path: Path) -> Iterator[ZergProcess]:
-    process = ZergProcess(
-        {"ZERG_DATABASE_URL": database_url, "ZERG_DATA_DIR": str(tmp_path / "data")},
-        tmp_path / "zerg.log",
-    )
-    yield process
-    process.stop()
 
 
 def wait_for(predicate: Any, what: str, timeout_s: float = 30) -> None:

@@ -1,28 +1,15 @@
 """A task run survives its process being killed between steps (kill -9 of `zerg serve`)."""
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall
 from tests.support.processes import ZergProcess
 from zerg.db import Database
 from zerg.models import Message
-
-
-@pytest.fixture
-def zerg(database_url: str, tmp_path: Path) -> Iterator[ZergProcess]:
-    process = ZergProcess(
-        {"ZERG_DATABASE_URL": database_url, "ZERG_DATA_DIR": str(tmp_path / "data")},
-        tmp_path / "zerg.log",
-    )
-    yield process
-    process.stop()
 
 
 def wait_for(predicate: Any, timeout_s: float = 30) -> None:
