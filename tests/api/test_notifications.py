@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from standardwebhooks import Webhook
 
 from tests.support.server import serve_in_thread
+from tests.support.waiting import wait_for
 from zerg.api.app import create_app
 from zerg.settings import Settings
 
@@ -46,13 +47,6 @@ def zerg(settings: Settings) -> Iterator[httpx.Client]:
         yield client
 
 
-def wait_until(predicate: Any, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def agent_notifying(client: httpx.Client, url: str) -> dict[str, Any]:
     body = {
         "name": "n",
@@ -75,7 +69,7 @@ def test_a_finished_run_is_notified_signed_and_retried(
     secret = zerg.get(f"/api/agents/{agent['id']}/notify-secret").json()["secret"]
 
     run = zerg.post(f"/api/agents/{agent['id']}/task?wait=true").json()
-    wait_until(lambda: len(hook.deliveries) == 3)
+    wait_for(lambda: len(hook.deliveries) == 3, "three deliveries")
 
     assert secret.startswith("whsec_") and agent["notify_url"] == url
     ids = {headers["webhook-id"] for _, headers in hook.deliveries}

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from tests.support.openai_server import FakeOpenAI, Hang, Text
+from tests.support.waiting import wait_for
 
 
 def create_agent(client: httpx.Client, **fields: Any) -> dict[str, Any]:
@@ -34,20 +35,15 @@ def hanging_agent(client: httpx.Client, server: FakeOpenAI, **fields: Any) -> di
 
 
 def wait_for_status(client: httpx.Client, run_id: int, *statuses: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def reached() -> dict[str, Any] | None:
         run = dict(client.get(f"/api/runs/{run_id}").json())
-        if run["status"] in statuses:
-            return run
-        time.sleep(0.02)
-    raise AssertionError(f"run {run_id} never reached {statuses}: {run}")
+        return run if run["status"] in statuses else None
+
+    return wait_for(reached, f"run {run_id} to reach {statuses}", timeout_s=20)
 
 
 def wait_for_model_call(server: FakeOpenAI) -> None:
-    deadline = time.monotonic() + 20
-    while server.count() == 0:
-        assert time.monotonic() < deadline, "the model was never called"
-        time.sleep(0.02)
+    wait_for(server.count, "a model call", timeout_s=20)
 
 
 async def trigger_many(base_url: str, agent_id: int, count: int) -> list[httpx.Response]:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks import Webhook
 
+from tests.support.waiting import wait_for
 from zerg import clock
 from zerg.db import Database
 from zerg.models import Trigger
@@ -54,13 +55,11 @@ def fire(
 
 
 def wait_finished(client: httpx.Client, run_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def finished() -> dict[str, Any] | None:
         run = dict(client.get(f"/api/runs/{run_id}").json())
-        if run["status"] not in ("queued", "running"):
-            return run
-        time.sleep(0.02)
-    raise AssertionError(f"run {run_id} did not finish")
+        return run if run["status"] not in ("queued", "running") else None
+
+    return wait_for(finished, f"run {run_id} to finish", timeout_s=20)
 
 
 def test_a_signed_delivery_starts_a_webhook_run_with_the_payload(client: httpx.Client) -> None:

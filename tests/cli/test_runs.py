@@ -1,11 +1,10 @@
 """`zerg runs`: list and show from the database, cancel through the running server."""
 
-import time
-
 import httpx
 
 from tests.cli.runner import Cli, error_line, json_output
 from tests.support.openai_server import FakeOpenAI, Hang
+from tests.support.waiting import wait_for
 
 
 def finished_run(cli: Cli, base_url: str) -> int:
@@ -42,10 +41,7 @@ def test_cancel_a_running_run(cli: Cli, base_url: str, openai_server: FakeOpenAI
         },
     ).json()
     run = httpx.post(f"{base_url}/api/agents/{agent['id']}/task").json()
-    deadline = time.monotonic() + 10
-    while openai_server.count() == 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(openai_server.count, "the model call")
 
     result = cli("runs", "cancel", str(run["id"]), ZERG_SERVER_URL=base_url)
 

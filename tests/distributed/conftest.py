@@ -1,8 +1,7 @@
 """A distributed deployment as real processes: 2 API replicas (`zerg serve --no-execute`) and
 2 workers (`zerg worker`) on one fresh PostgreSQL database, with short heartbeat timings."""
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,12 +82,3 @@ def cluster(pg_database_url: str, openai_server: FakeOpenAI, tmp_path: Path) -> 
         for process in [*apis, *workers]:
             process.stop()
         database.dispose()
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-    return value

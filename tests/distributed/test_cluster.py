@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 
-from tests.distributed.conftest import Cluster, wait_for
+from tests.distributed.conftest import Cluster
 from tests.support.openai_server import FakeOpenAI, Hang, Text
+from tests.support.waiting import wait_for
 from zerg.events import Event, EventBus, EventType
 from zerg.events.postgres import PostgresRelay
 
@@ -65,7 +66,7 @@ def test_runs_from_either_api_execute_on_both_workers(
                 ]
 
         for agent in agents:
-            wait_for(lambda a=agent: agent_statuses(a["id"]) == ["running", "idle"], 5)
+            wait_for(lambda a=agent: agent_statuses(a["id"]) == ["running", "idle"], timeout_s=5)
         with lock:
             types = {e.type for e in seen}
         assert {EventType.RUN_CREATED, EventType.RUN_UPDATED, EventType.THREAD_CREATED} <= types

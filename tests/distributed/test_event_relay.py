@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.distributed.conftest import wait_for
+from tests.support.waiting import wait_for
 from zerg.events import Event, EventBus, EventType
 from zerg.events.postgres import PostgresRelay
 
@@ -39,7 +39,7 @@ def test_every_event_reaches_the_other_process_once_in_order(
     for event in sent:
         here.publish(event.type, event.data)
 
-    wait_for(lambda: len(seen_there) == len(sent), 5)
+    wait_for(lambda: len(seen_there) == len(sent), timeout_s=5)
     assert seen_there == sent
     time.sleep(0.3)
     assert seen_here == sent  # delivered here once, not again from the database

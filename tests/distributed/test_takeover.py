@@ -5,8 +5,9 @@ import time
 import httpx
 from sqlalchemy import select
 
-from tests.distributed.conftest import Cluster, wait_for
+from tests.distributed.conftest import Cluster
 from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall
+from tests.support.waiting import wait_for
 from zerg.models import Message, Worker
 
 

@@ -1,7 +1,6 @@
 """kill -9 of `zerg serve` with several runs in flight: every run finishes after the restart,
 no completed model or tool call is repeated, no agent stays `running`, no queued run is lost."""
 
-import time
 from typing import Any
 
 import httpx
@@ -9,15 +8,9 @@ from sqlalchemy import select
 
 from tests.support.openai_server import FakeOpenAI, Hang, Reply, Text, ToolCall
 from tests.support.processes import ZergProcess
+from tests.support.waiting import wait_for
 from zerg.db import Database
 from zerg.models import Message
-
-
-def wait_for(predicate: Any, what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 class Script:

@@ -1,23 +1,13 @@
 """A task run survives its process being killed between steps (kill -9 of `zerg serve`)."""
 
-import time
-from typing import Any
-
 import httpx
 from sqlalchemy import select
 
 from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall
 from tests.support.processes import ZergProcess
+from tests.support.waiting import wait_for
 from zerg.db import Database
 from zerg.models import Message
-
-
-def wait_for(predicate: Any, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def stored_roles(database: Database, thread_id: int | None) -> list[str]:
