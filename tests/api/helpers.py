@@ -105,13 +105,8 @@ class Rows:
         return self._add([Thread(agent_id=agent_id, **fields) for _ in range(count)])
 
     def message(self, thread_id: int, *, role: Role, content: str, **fields: Any) -> int:
-        with self.database.session() as session:
-            thread = session.get(Thread, thread_id)
-            assert thread is not None
-            message = ThreadService.add_message(
-                session, thread, role=role, content=content, **fields
-            )
-            session.commit()
+        with self.database.transaction() as db:
+            message = ThreadService.add_message(db, thread_id, role=role, content=content, **fields)
             return message.id
 
     def messages(self, thread_id: int, count: int) -> list[int]:

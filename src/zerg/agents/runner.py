@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import langsmith
@@ -35,20 +35,34 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt import ToolNode
 from langgraph.types import StreamMode
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from zerg.agents.models import build_chat_model, model_http_client
 from zerg.agents.pricing import cost_usd
 from zerg.agents.scripted import ScriptedChatModel
 from zerg.agents.tools import HttpGetPolicy, build_tools
-from zerg.models import Agent, Message, Thread
+from zerg.db import Database
+from zerg.models import messages_table
+from zerg.schemas.threads import MessageRead, ThreadRead
 from zerg.services.threads import ThreadService
 from zerg.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_STEPS = 50
+
+
+class RunnableAgent(Protocol):
+    """What a runner needs of an agent (an `Agent` row, or the task-run path's snapshot)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def config(self) -> dict[str, Any] | None: ...
+
+    @property
+    def tools(self) -> list[str] | None: ...
 
 
 @dataclass
@@ -58,7 +72,7 @@ class RunUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float | None = 0.0
-    messages: list[Message] = field(default_factory=list)
+    messages: list[MessageRead] = field(default_factory=list)
 
     @property
     def total_tokens(self) -> int:
@@ -80,7 +94,8 @@ def _tool_node_error(exc: Exception) -> str:
     return f"Error: {type(exc).__name__}: {exc}"
 
 
-def to_langchain(message: Message) -> BaseMessage:
+def to_langchain(message: Any) -> BaseMessage:
+    """A stored message (anything with the `messages` columns as attributes) for the model."""
     if message.role == "system":
         return SystemMessage(content=message.content)
     if message.role == "user":
@@ -160,11 +175,11 @@ class AgentRunner:
 
     def __init__(
         self,
-        agent: Agent,
+        agent: RunnableAgent,
         *,
         settings: Settings,
         http_policy: HttpGetPolicy | None = None,
-        on_message: Callable[[Message], None] | None = None,
+        on_message: Callable[[MessageRead], None] | None = None,
         on_token: Callable[[str], None] | None = None,
     ) -> None:
         self.agent = agent
@@ -177,34 +192,31 @@ class AgentRunner:
         self.on_token = on_token
 
     async def run_thread(
-        self, session: Session, thread: Thread, *, stream: bool = False
+        self, db: Database, thread: ThreadRead, *, stream: bool = False
     ) -> RunUsage:
         """Run the agent until it answers without tool calls; returns what this call used.
 
-        Commits after each message (the thread is the checkpoint), so `session` must not hold
-        other uncommitted work. Marking the user message processed is flushed, not committed:
-        the caller commits it with the run's outcome. With `stream`, tokens go to `on_token`.
+        Each message is committed in its own transaction the moment it is produced (the thread
+        is the checkpoint), and no connection is held while the model or a tool is awaited.
+        Ends by marking the pending user message processed. With `stream`, tokens go to
+        `on_token`.
         """
         usage = RunUsage()
-        history = [to_langchain(m) for m in self._stored(session, thread)]
-        # End the read transaction: a session must not hold a pooled connection while the
-        # model or a tool is awaited, or concurrent runs exhaust the pool.
-        session.commit()
+        history = [to_langchain(m) for m in self._stored(db, thread.id)]
         pending = unanswered_tool_calls(history)
         if pending:
-            history += await self._answer_pending_tools(session, thread, history, pending, usage)
-        if self._finished(history):
-            self._mark_processed(session, thread)
-            return usage
-        async with model_http_client(self.model_name) as http_client:
-            await self._run_graph(session, thread, history, usage, stream, http_client)
-        self._mark_processed(session, thread)
+            history += await self._answer_pending_tools(db, thread, history, pending, usage)
+        if not self._finished(history):
+            async with model_http_client(self.model_name) as http_client:
+                await self._run_graph(db, thread, history, usage, stream, http_client)
+        with db.transaction() as connection:
+            ThreadService.finish_turn(connection, thread.id)
         return usage
 
     async def _run_graph(
         self,
-        session: Session,
-        thread: Thread,
+        db: Database,
+        thread: ThreadRead,
         history: list[BaseMessage],
         usage: RunUsage,
         stream: bool,
@@ -228,13 +240,19 @@ class AgentRunner:
             for node, update_ in payload.items():
                 for message in (update_ or {}).get("messages", []):
                     latency_ms = (time.monotonic() - mark) * 1000
-                    self._persist(session, thread, message, usage, latency_ms, node)
+                    self._persist(db, thread, message, usage, latency_ms, node)
                 mark = time.monotonic()
 
     @staticmethod
-    def _stored(session: Session, thread: Thread) -> list[Message]:
-        stmt = select(Message).where(Message.thread_id == thread.id).order_by(Message.id)
-        return list(session.scalars(stmt))
+    def _stored(db: Database, thread_id: int) -> Sequence[Any]:
+        columns = messages_table.c
+        with db.transaction() as connection:
+            return connection.execute(
+                select(columns.role, columns.content, columns.tool_calls)
+                .add_columns(columns.tool_call_id, columns.name)
+                .where(columns.thread_id == thread_id)
+                .order_by(columns.id)
+            ).all()
 
     @staticmethod
     def _finished(history: Sequence[BaseMessage]) -> bool:
@@ -243,8 +261,8 @@ class AgentRunner:
 
     async def _answer_pending_tools(
         self,
-        session: Session,
-        thread: Thread,
+        db: Database,
+        thread: ThreadRead,
         history: list[BaseMessage],
         pending: list[dict[str, Any]],
         usage: RunUsage,
@@ -256,13 +274,13 @@ class AgentRunner:
         result = await node.ainvoke({"messages": [*history, request]})
         produced: list[BaseMessage] = list(result["messages"])
         for message in produced:
-            self._persist(session, thread, message, usage, None, "tools")
+            self._persist(db, thread, message, usage, None, "tools")
         return produced
 
     def _persist(
         self,
-        session: Session,
-        thread: Thread,
+        db: Database,
+        thread: ThreadRead,
         message: BaseMessage,
         usage: RunUsage,
         latency_ms: float | None,
@@ -273,31 +291,32 @@ class AgentRunner:
             calls = [
                 {"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls
             ]
-            stored = ThreadService.add_message(
-                session,
-                thread,
-                role="assistant",
-                content=message.text,
-                tool_calls=calls or None,
-                meta=meta,
-            )
+            with db.transaction() as connection:
+                stored = ThreadService.add_message(
+                    connection,
+                    thread.id,
+                    role="assistant",
+                    content=message.text,
+                    tool_calls=calls or None,
+                    meta=meta,
+                )
         elif isinstance(message, ToolMessage):
             meta = {"status": message.status}
             if latency_ms is not None:
                 meta["latency_ms"] = round(latency_ms, 2)
-            stored = ThreadService.add_message(
-                session,
-                thread,
-                role="tool",
-                content=message.text,
-                tool_call_id=message.tool_call_id,
-                name=message.name,
-                meta=meta,
-            )
+            with db.transaction() as connection:
+                stored = ThreadService.add_message(
+                    connection,
+                    thread.id,
+                    role="tool",
+                    content=message.text,
+                    tool_call_id=message.tool_call_id,
+                    name=message.name,
+                    meta=meta,
+                )
         else:
             logger.debug("ignoring %s from node %s", type(message).__name__, node)
             return
-        session.commit()
         usage.messages.append(stored)
         if self.on_message:
             self.on_message(stored)
@@ -324,11 +343,3 @@ class AgentRunner:
         chunk, _meta = payload
         if self.on_token and isinstance(chunk, AIMessage) and chunk.text:
             self.on_token(chunk.text)
-
-    @staticmethod
-    def _mark_processed(session: Session, thread: Thread) -> None:
-        session.execute(
-            update(Message)
-            .where(Message.thread_id == thread.id, Message.processed.is_(False))
-            .values(processed=True)
-        )

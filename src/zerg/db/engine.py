@@ -1,11 +1,11 @@
 """Engine and session factory for SQLite (embedded) and PostgreSQL (distributed)."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -62,6 +62,14 @@ class Database:
         """A session that rolls back whatever its user did not commit."""
         with self.sessionmaker() as session:
             yield session
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A connection in a transaction, committed when the block ends (rolled back on error).
+
+        The run path writes through SQLAlchemy Core here rather than a `Session`: a run writes
+        about a dozen rows, and the ORM's unit of work measured three times the cost.
+        """
+        return self.engine.begin()
 
     def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""

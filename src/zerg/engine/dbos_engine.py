@@ -27,9 +27,8 @@ from dbos import (
     SetEnqueueOptions,
     SetWorkflowID,
 )
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from zerg.settings import Settings
 
@@ -195,7 +194,7 @@ class RunEngine:
             AGENT_QUEUE,
             partition_concurrency=1,
             worker_concurrency=self.settings.worker_concurrency,
-            polling_interval_sec=0.05,
+            polling_interval_sec=0.5,
             on_conflict="always_update",
         )
         self.launched = True
@@ -222,11 +221,11 @@ class RunEngine:
             with SetEnqueueOptions(queue_partition_key=str(agent_id), priority=priority):
                 await self._queue.enqueue_async(_task_run_workflow, run_id)
 
-    def enqueue_in_transaction(self, session: Session, run_id: int, agent_id: int) -> None:
+    def enqueue_in_transaction(self, db: Connection, run_id: int, agent_id: int) -> None:
         """Distributed mode: queue the run for the workers in the caller's transaction on the
         same PostgreSQL database, so the run and its workflow commit (or vanish) together."""
         assert self._client is not None, "only distributed mode enqueues in a transaction"
-        self._client.enqueue_in_transaction(session, _enqueue_options(run_id, agent_id), run_id)
+        self._client.enqueue_in_transaction(db, _enqueue_options(run_id, agent_id), run_id)
 
     async def notify(self, run_id: int) -> None:
         """Durably deliver the finished run's notification, retried with backoff; starting it

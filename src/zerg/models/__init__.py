@@ -1,10 +1,25 @@
-"""ORM tables only; importing this package registers every table on `Base.metadata`."""
+"""ORM tables only; importing this package registers every table on `Base.metadata`.
 
-from zerg.models.agents import Agent
+The `*_table` names are the same tables for SQLAlchemy Core statements (the run path).
+"""
+
+from zerg.models.agents import Agent, agents_table
 from zerg.models.base import Base
-from zerg.models.runs import Run
-from zerg.models.threads import Message, Thread
+from zerg.models.runs import Run, runs_table
+from zerg.models.threads import Message, Thread, messages_table, threads_table
 from zerg.models.triggers import Trigger
 from zerg.models.workers import Worker
 
-__all__ = ["Agent", "Base", "Message", "Run", "Thread", "Trigger", "Worker"]
+__all__ = [
+    "Agent",
+    "Base",
+    "Message",
+    "Run",
+    "Thread",
+    "Trigger",
+    "Worker",
+    "agents_table",
+    "messages_table",
+    "runs_table",
+    "threads_table",
+]

@@ -1,9 +1,9 @@
 """The `agents` table."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Boolean, Integer, String, Text
+from sqlalchemy import Boolean, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg.db.types import JSONType, UTCDateTime
@@ -34,3 +34,6 @@ class Agent(Timestamped, Base):
     notify_url: Mapped[str | None] = mapped_column(String(2000))
     notify_secret: Mapped[str | None] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+agents_table = cast(Table, Agent.__table__)

@@ -1,9 +1,9 @@
 """The `runs` table: one row per task run, its status moved only by the run state machine."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg import clock
@@ -39,3 +39,6 @@ class Run(Base):
     # The executor (`zerg worker --id`, or `local` for `zerg serve`) that last began executing
     # the run: after a takeover, the worker that finished it.
     executor_id: Mapped[str | None] = mapped_column(String(128))
+
+
+runs_table = cast(Table, Run.__table__)

@@ -1,9 +1,9 @@
 """The `threads` and `messages` tables."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import Boolean, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg import clock
@@ -37,3 +37,9 @@ class Message(Base):
     # `metadata` is reserved on declarative classes, hence the attribute name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+
+
+threads_table = cast(Table, Thread.__table__)
+
+
+messages_table = cast(Table, Message.__table__)

@@ -1,16 +1,14 @@
-"""Runs: the read side (listing and fetching run records)."""
+"""Runs: listing and reading run records, and the run state machine."""
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Connection, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.util import identity_key
 
 from zerg.errors import NotFound
-from zerg.models import Run
-from zerg.schemas.runs import RunStatus, RunTrigger
+from zerg.models import Run, runs_table
+from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.services.pagination import PageResult, paginate
 
 
@@ -61,27 +59,33 @@ ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
-def transition_run(run_id: int, to: RunStatus, *, session: Session, **fields: Any) -> bool:
-    """Move a run to `to` if the table allows it from its current status; False if not.
+def read_run(run_id: int, *, db: Connection) -> RunRead:
+    """One run as stored, through Core (the run path's reads)."""
+    row = db.execute(select(runs_table).where(runs_table.c.id == run_id)).one_or_none()
+    if row is None:
+        raise NotFound(f"run {run_id} does not exist")
+    return RunRead.model_validate(row)
+
+
+def _from_status(to: RunStatus) -> ColumnElement[bool]:
+    sources = [source for source, targets in ALLOWED_TRANSITIONS.items() if to in targets]
+    # Equalities rather than IN: no list parameter to expand on every execution.
+    return or_(*(runs_table.c.status == source for source in sources))
+
+
+def transition_run(run_id: int, to: RunStatus, *, db: Connection, **fields: Any) -> RunRead | None:
+    """Move a run to `to` if the table allows it from its current status: the run as it now
+    stands, or None if it was not moved.
 
     Compare-and-set in one UPDATE: a late writer (a retried step, a cancel racing a finish)
     can never overwrite a final status.
     """
-    sources = [source for source, targets in ALLOWED_TRANSITIONS.items() if to in targets]
     if to in FINAL_STATUSES:
         fields["slot_agent_id"] = None  # a finished run frees its agent
-    result = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.status.in_(sources))
+    row = db.execute(
+        update(runs_table)
+        .where(runs_table.c.id == run_id, _from_status(to))
         .values(status=to, **fields)
-        .execution_options(synchronize_session=False)
-    )
-    moved = bool(getattr(result, "rowcount", 0) == 1)
-    run = session.identity_map.get(identity_key(Run, run_id))
-    if run is not None:
-        if moved:  # the row now holds exactly these values: no need to read it back
-            for name, value in {"status": to, **fields}.items():
-                set_committed_value(run, name, value)
-        else:
-            session.expire(run)
-    return moved
+        .returning(*runs_table.c)
+    ).one_or_none()
+    return None if row is None else RunRead.model_validate(row)

@@ -8,11 +8,12 @@ the run from its thread.
 import asyncio
 import json
 import logging
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from zerg import clock
 from zerg.agents.models import describe_model_error
@@ -20,15 +21,14 @@ from zerg.agents.runner import AgentRunner, run_tracing_hooks_inline
 from zerg.agents.tools import HttpGetPolicy
 from zerg.db import Database
 from zerg.engine import EngineMode, RunEngine
-from zerg.errors import Conflict, InvalidInput
+from zerg.errors import Conflict, InvalidInput, NotFound
 from zerg.events import EventBus, EventType
-from zerg.models import Agent, Message, Run, Thread
+from zerg.models import Agent, Run, agents_table, messages_table, runs_table
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.schemas.threads import MessageRead, ThreadRead, ThreadType
 from zerg.services import notifications
-from zerg.services.agents import get_agent
-from zerg.services.runs import FINAL_STATUSES, get_run, transition_run
+from zerg.services.runs import FINAL_STATUSES, read_run, transition_run
 from zerg.services.threads import ThreadService
 from zerg.settings import Settings
 
@@ -54,50 +54,102 @@ _TITLE_OF = {
 }
 
 
+class Recorded(NamedTuple):
+    run: RunRead
+    created: bool  # False: an earlier run with the same idempotency key
+    queued: bool  # waits its turn behind the agent's other runs (`concurrency: queue`)
+
+
 def record_run(
     agent_id: int,
     *,
     trigger: RunTrigger,
     idempotency_key: str | None,
-    session: Session,
+    db: Connection,
     input: Any = None,
-) -> tuple[Run, bool]:
+) -> Recorded:
     """Step 1: check the agent can run a task, then record a queued run (the caller commits).
 
-    Returns the run and whether it is new; a known idempotency key returns the earlier run.
+    A known idempotency key returns the earlier run.
     """
-    agent = get_agent(agent_id, session=session)
+    agents = agents_table.c
+    agent = db.execute(
+        select(agents.task_instructions, agents.concurrency).where(agents.id == agent_id)
+    ).one_or_none()
+    if agent is None:
+        raise NotFound(f"agent {agent_id} does not exist")
     if not (agent.task_instructions or "").strip():
         raise InvalidInput(
             f"agent {agent_id} has no task_instructions; set them before starting a task run",
             code="no_task_instructions",
         )
+    runs = runs_table.c
     if idempotency_key is not None:
-        existing = session.scalar(select(Run).where(Run.idempotency_key == idempotency_key))
+        existing = db.execute(
+            select(runs_table).where(runs.idempotency_key == idempotency_key)
+        ).one_or_none()
         if existing is not None:
-            return existing, False
+            return Recorded(RunRead.model_validate(existing), False, existing.slot_agent_id is None)
     slot = None
     if agent.concurrency == "reject":
-        busy = session.scalar(select(Run).where(Run.slot_agent_id == agent.id))
+        busy = db.execute(
+            select(runs.id, runs.status).where(runs.slot_agent_id == agent_id)
+        ).one_or_none()
         if busy is not None:
             raise Conflict(
-                f"agent {agent.id} is busy with run {busy.id} ({busy.status}); wait for it to "
+                f"agent {agent_id} is busy with run {busy.id} ({busy.status}); wait for it to "
                 "finish, cancel it, or set the agent's concurrency to 'queue'",
                 code="agent_busy",
             )
-        slot = agent.id
-    run = Run(
-        slot_agent_id=slot,
-        input=input,
-        agent_id=agent.id,
-        trigger=trigger,
-        status=RunStatus.QUEUED,
-        idempotency_key=idempotency_key,
-        queued_at=clock.now(),
-    )
-    session.add(run)
-    session.flush()
-    return run, True
+        slot = agent_id
+    row = db.execute(
+        insert(runs_table)
+        .values(
+            slot_agent_id=slot,
+            input=input,
+            agent_id=agent_id,
+            trigger=trigger,
+            status=RunStatus.QUEUED,
+            idempotency_key=idempotency_key,
+            queued_at=clock.now(),
+        )
+        .returning(*runs_table.c)
+    ).one()
+    return Recorded(RunRead.model_validate(row), True, slot is None)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What executing a run needs of the run and its agent, read in one query."""
+
+    run_id: int
+    status: str
+    trigger: RunTrigger
+    thread_id: int | None
+    input: Any
+    queued_at: datetime
+    started_at: datetime | None
+    agent_id: int
+    model: str
+    config: dict[str, Any] | None
+    tools: list[str] | None
+    system_instructions: str
+    task_instructions: str | None
+    timeout_s: int
+    notify_url: str | None
+
+
+def _load_job(db: Connection, run_id: int) -> _Job | None:
+    runs, agents = runs_table.c, agents_table.c
+    row = db.execute(
+        select(runs.id, runs.status, runs.trigger, runs.thread_id, runs.input)
+        .add_columns(runs.queued_at, runs.started_at, agents.id, agents.model, agents.config)
+        .add_columns(agents.tools, agents.system_instructions, agents.task_instructions)
+        .add_columns(agents.timeout_s, agents.notify_url)
+        .join_from(runs_table, agents_table, runs.agent_id == agents.id)
+        .where(runs.id == run_id)
+    ).one_or_none()
+    return None if row is None else _Job(*row)
 
 
 class TaskRuns:
@@ -198,28 +250,26 @@ class TaskRuns:
 
     def _record(
         self, agent_id: int, trigger: RunTrigger, idempotency_key: str | None, input: Any
-    ) -> tuple[RunRead, bool, bool]:
+    ) -> Recorded:
         """Record the run (in distributed mode, with its place in the workers' queue)."""
-        with self.database.session() as session:
-            for attempt in (1, 2):
-                try:
-                    run, created = record_run(
+        for attempt in (1, 2):
+            try:
+                with self.database.transaction() as db:
+                    recorded = record_run(
                         agent_id,
                         trigger=trigger,
                         idempotency_key=idempotency_key,
                         input=input,
-                        session=session,
+                        db=db,
                     )
-                    if created and self.engine.distributed:
+                    if recorded.created and self.engine.distributed:
                         # The run and its place in the queue commit together.
-                        self.engine.enqueue_in_transaction(session, run.id, run.agent_id)
-                    session.commit()
-                    break
-                except IntegrityError:  # the same key raced in from another request
-                    session.rollback()
-                    if attempt == 2:
-                        raise
-            return RunRead.model_validate(run), created, run.slot_agent_id is None
+                        self.engine.enqueue_in_transaction(db, recorded.run.id, agent_id)
+                return recorded
+            except IntegrityError:  # the same key raced in from another request
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _recording_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -256,22 +306,20 @@ class TaskRuns:
             self.bus.unsubscribe(subscription)
 
     def _read_run(self, run_id: int) -> RunRead:
-        with self.database.session() as session:
-            return RunRead.model_validate(get_run(run_id, session=session))
+        with self.database.transaction() as db:
+            return read_run(run_id, db=db)
 
     # -- execution -------------------------------------------------------------------------
 
     async def execute_agent_task(self, run_id: int) -> None:
         """Steps 2-8 of a task run. Safe to call again for the same run: it resumes."""
-        with self.database.session() as session:
-            run = session.get(Run, run_id)
-            agent = session.get(Agent, run.agent_id) if run is not None else None
-            if run is None or agent is None:
-                return  # deleted with its agent
-            wants_notice = agent.notify_url is not None
-            if run.status not in FINAL_STATUSES:  # else finished already: only the notice
-                await self._execute(session, run, agent)
-        if wants_notice:
+        with self.database.transaction() as db:
+            job = _load_job(db, run_id)
+        if job is None:
+            return  # deleted with its agent
+        if job.status not in FINAL_STATUSES:  # else finished already: only the notice
+            await self._execute(job)
+        if job.notify_url is not None:
             # Also when re-entered after a crash: starting the notice twice is harmless.
             await self.engine.notify(run_id)
 
@@ -279,194 +327,233 @@ class TaskRuns:
         """One attempt to tell the agent's notify_url that run `run_id` finished."""
         await notifications.deliver(self.database, run_id, self.http_policy)
 
-    async def _execute(self, session: Session, run: Run, agent: Agent) -> None:
-        run_id, timeout_s = run.id, agent.timeout_s
+    async def _execute(self, job: _Job) -> None:
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.create_task(self._watch_for_cancel(run_id, task))
+        watcher = asyncio.create_task(self._watch_for_cancel(job.run_id, task))
+        started_at, thread_id = job.started_at, job.thread_id
         try:
-            thread = self._begin(session, run, agent)
-            if thread is None:
+            begun = self._begin(job)
+            if begun is None:
                 return
+            thread, started_at = begun
+            thread_id = thread.id
             runner = AgentRunner(
-                agent,
+                job,
                 settings=self.settings,
                 http_policy=self.http_policy,
                 on_message=self._publish_message,
             )
-            async with asyncio.timeout(_remaining_s(run, timeout_s)):
-                await runner.run_thread(session, thread)
+            async with asyncio.timeout(_remaining_s(started_at, job.timeout_s)):
+                await runner.run_thread(self.database, thread)
         except TimeoutError:
-            session.rollback()
-            message = f"the run exceeded the agent's time limit (timeout_s={timeout_s})"
-            self._finish(session, run_id, RunStatus.TIMED_OUT, message)
+            message = f"the run exceeded the agent's time limit (timeout_s={job.timeout_s})"
+            self._finish(job, started_at, thread_id, RunStatus.TIMED_OUT, message)
             return
         except asyncio.CancelledError:
-            session.rollback()
-            if self._status_of(session, run_id) != RunStatus.CANCELLED:
+            if self._status_of(job.run_id) != RunStatus.CANCELLED:
                 raise  # the process is shutting down: the run resumes on the next start
             task.uncancel()
-            self._finish(session, run_id, RunStatus.CANCELLED, CANCELLED_BY_REQUEST)
+            self._finish(job, started_at, thread_id, RunStatus.CANCELLED, CANCELLED_BY_REQUEST)
             return
         except Exception as exc:
-            session.rollback()
-            message = describe_model_error(exc, agent.model)
-            logger.warning("run %s failed: %s", run_id, message, exc_info=exc)
-            self._finish(session, run_id, RunStatus.FAILED, message)
+            message = describe_model_error(exc, job.model)
+            logger.warning("run %s failed: %s", job.run_id, message, exc_info=exc)
+            self._finish(job, started_at, thread_id, RunStatus.FAILED, message)
             return
         finally:
             watcher.cancel()
-        self._finish(session, run_id, RunStatus.SUCCEEDED, None)
+        self._finish(job, started_at, thread_id, RunStatus.SUCCEEDED, None)
 
     async def _watch_for_cancel(self, run_id: int, task: asyncio.Task[Any]) -> None:
         """Interrupt the run's in-flight model or tool call once the run is cancelled,
         whichever process cancelled it."""
         while True:
             await asyncio.sleep(CANCEL_POLL_S)
-            with self.database.session() as session:
-                if self._status_of(session, run_id) == RunStatus.CANCELLED:
-                    task.cancel()
-                    return
+            if self._status_of(run_id) == RunStatus.CANCELLED:
+                task.cancel()
+                return
 
-    @staticmethod
-    def _status_of(session: Session, run_id: int) -> str | None:
-        status = session.scalar(select(Run.status).where(Run.id == run_id))
-        session.commit()
-        return status
+    def _status_of(self, run_id: int) -> str | None:
+        with self.database.transaction() as db:
+            status: str | None = db.execute(
+                select(runs_table.c.status).where(runs_table.c.id == run_id)
+            ).scalar()
+            return status
 
     async def cancel(self, run_id: int) -> RunRead:
         """Cancel a queued or running run; a finished one is a conflict."""
-        with self.database.session() as session:
-            run = get_run(run_id, session=session)
-            was_queued = run.status == RunStatus.QUEUED
+        with self.database.transaction() as db:
+            run = read_run(run_id, db=db)
             now = clock.now()
-            moved = transition_run(
+            cancelled = transition_run(
                 run_id,
                 RunStatus.CANCELLED,
-                session=session,
+                db=db,
                 finished_at=now,
-                duration_ms=_duration_ms(run, now),
+                duration_ms=_duration_ms(run.started_at or run.queued_at, now),
                 error=CANCELLED_BY_REQUEST,
             )
-            if not moved:
+            if cancelled is None:
                 raise Conflict(
                     f"run {run_id} has already finished ({run.status}); only a queued or "
                     "running run can be cancelled",
                     code="run_finished",
                 )
-            session.commit()
-            snapshot = RunRead.model_validate(run)
-        self._publish_run_read(snapshot)
-        if was_queued:  # a run waiting in the engine's queue must never start
+        self._publish_run(cancelled)
+        if run.status == RunStatus.QUEUED:  # a run waiting in the engine's queue must never start
             await self.engine.cancel(run_id)
-        return snapshot
+        return cancelled
 
-    def _begin(self, session: Session, run: Run, agent: Agent) -> Thread | None:
-        """Steps 2-5 in one commit: run and agent `running`, and (once per run) a fresh thread
-        with the system and task messages; announced after the commit. None when the run
-        was cancelled before it could start."""
-        if run.status == RunStatus.QUEUED:
-            transition_run(run.id, RunStatus.RUNNING, session=session, started_at=clock.now())
-        if run.status != RunStatus.RUNNING:
-            session.commit()
-            return None
-        agent.status = AgentStatus.RUNNING
-        run.executor_id = self.engine.executor_id
-        if run.thread_id is None:
-            now = clock.now()
-            thread = ThreadService.create_thread_with_system_message(
-                session,
-                agent,
-                title=f"{_TITLE_OF[run.trigger]} {now:%Y-%m-%d %H:%M:%S} UTC",
-                thread_type=THREAD_TYPE_OF[run.trigger],
+    def _begin(self, job: _Job) -> tuple[ThreadRead, datetime] | None:
+        """Steps 2-5 in one transaction: run and agent `running`, and (once per run) a fresh
+        thread with the system and task messages; announced after the commit. Returns the
+        thread and when the run started, or None when the run was cancelled before it could
+        start."""
+        created = job.thread_id is None
+        with self.database.transaction() as db:
+            if job.thread_id is None:
+                now = clock.now()
+                thread = ThreadService.create_thread_with_system_message(
+                    db,
+                    job.agent_id,
+                    job.system_instructions,
+                    title=f"{_TITLE_OF[job.trigger]} {now:%Y-%m-%d %H:%M:%S} UTC",
+                    thread_type=THREAD_TYPE_OF[job.trigger],
+                )
+                ThreadService.add_message(
+                    db,
+                    thread.id,
+                    role="user",
+                    content=task_message(job.task_instructions or "", job.input),
+                    processed=False,
+                )
+            else:
+                thread = ThreadService.read_thread(db, job.thread_id)
+            fields: dict[str, Any] = {"executor_id": self.engine.executor_id}
+            if created:
+                fields["thread_id"] = thread.id
+            if job.status == RunStatus.QUEUED:
+                run = transition_run(
+                    job.run_id, RunStatus.RUNNING, db=db, started_at=clock.now(), **fields
+                )
+            else:  # resumed after a crash: running already
+                run = _update_running(db, job.run_id, fields)
+            if run is None:  # cancelled (or finished) meanwhile: leave no thread behind
+                db.rollback()
+                return None
+            db.execute(
+                update(agents_table)
+                .where(agents_table.c.id == job.agent_id)
+                .values(status=AgentStatus.RUNNING)
             )
-            ThreadService.add_message(
-                session,
-                thread,
-                role="user",
-                content=task_message(agent.task_instructions or "", run.input),
-                processed=False,
-            )
-            run.thread_id = thread.id
-            created = True
-        else:
-            thread = ThreadService.get_thread(session, run.thread_id)
-            created = False
-        # Commit before the model is awaited: no pooled connection is held across it.
-        session.commit()
-        self.bus.publish(EventType.AGENT_UPDATED, {"id": agent.id, "status": agent.status})
+        self.bus.publish(EventType.AGENT_UPDATED, {"id": job.agent_id, "status": "running"})
         self._publish_run(run)
         if created:
-            self.bus.publish(
-                EventType.THREAD_CREATED, ThreadRead.model_validate(thread).model_dump(mode="json")
-            )
-        return thread
+            self.bus.publish(EventType.THREAD_CREATED, thread.model_dump(mode="json"))
+        assert run.started_at is not None
+        return thread, run.started_at
 
-    def _finish(self, session: Session, run_id: int, status: RunStatus, error: str | None) -> None:
-        """Steps 7-8: the run's final status with timings and usage, and the agent's status:
-        `idle` after a success or a cancel, `error` with `last_error` after a failure."""
-        run = get_run(run_id, session=session)
+    def _finish(
+        self,
+        job: _Job,
+        started_at: datetime | None,
+        thread_id: int | None,
+        status: RunStatus,
+        error: str | None,
+    ) -> None:
+        """Steps 7-8 in one transaction: the run's final status with timings and usage, and
+        the agent's status: `idle` after a success or a cancel, `error` with `last_error` after
+        a failure."""
         now = clock.now()
-        if run.status not in FINAL_STATUSES:
-            totals = _usage_of_thread(session, run.thread_id)
-            transition_run(
-                run_id,
+        failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+        with self.database.transaction() as db:
+            totals = _usage_of_thread(db, thread_id)
+            run = transition_run(
+                job.run_id,
                 status,
-                session=session,
+                db=db,
                 finished_at=now,
-                duration_ms=_duration_ms(run, now),
+                duration_ms=_duration_ms(started_at or job.queued_at, now),
                 error=error,
                 **totals,
             )
-        elif status == RunStatus.CANCELLED:
-            # Cancelled from outside: record the usage of what ran before the interruption.
-            session.execute(
-                update(Run)
-                .where(Run.id == run_id)
-                .values(**_usage_of_thread(session, run.thread_id))
+            if run is None and status == RunStatus.CANCELLED:
+                # Cancelled from outside: record the usage of what ran before the interruption.
+                run = _update_finished(db, job.run_id, totals)
+            if run is None:
+                return  # deleted with its agent
+            # A late writer (another outcome was recorded first) leaves the agent alone.
+            agent = (
+                _agent_after_run(job.agent_id, job.run_id, status, error, now, db=db)
+                if run.status == status
+                else None
             )
-        if run.status != status:
-            session.commit()
-            self._publish_run(run)
-            return  # a late writer: another outcome was recorded first
-        agent = session.get(Agent, run.agent_id)
-        if agent is None:
-            session.commit()
-            return
-        failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
-        busy = session.scalar(
-            select(Run.id)
-            .where(Run.agent_id == agent.id, Run.id != run_id, Run.status == RunStatus.RUNNING)
-            .limit(1)
-        )
-        agent.status = (
-            AgentStatus.RUNNING if busy else AgentStatus.ERROR if failed else AgentStatus.IDLE
-        )
-        agent.last_run_at = now
-        if status != RunStatus.CANCELLED:
-            agent.last_error = error if failed else None
-        session.commit()
-        payload: dict[str, Any] = {
-            "id": agent.id,
-            "status": agent.status,
-            "thread_id": run.thread_id,
-        }
-        if failed:
-            payload["last_error"] = error
-        self.bus.publish(EventType.AGENT_UPDATED, payload)
+        if agent is not None:
+            payload: dict[str, Any] = {
+                "id": job.agent_id,
+                "status": agent,
+                "thread_id": run.thread_id,
+            }
+            if failed:
+                payload["last_error"] = error
+            self.bus.publish(EventType.AGENT_UPDATED, payload)
         self._publish_run(run)
 
-    def _publish_run(self, run: Run) -> None:
-        self._publish_run_read(RunRead.model_validate(run))
-
-    def _publish_run_read(self, run: RunRead) -> None:
+    def _publish_run(self, run: RunRead) -> None:
         self.bus.publish(EventType.RUN_UPDATED, run.model_dump(mode="json"))
 
-    def _publish_message(self, message: Message) -> None:
-        self.bus.publish(
-            EventType.THREAD_MESSAGE_CREATED,
-            MessageRead.model_validate(message).model_dump(mode="json"),
-        )
+    def _publish_message(self, message: MessageRead) -> None:
+        self.bus.publish(EventType.THREAD_MESSAGE_CREATED, message.model_dump(mode="json"))
+
+
+def _update_running(db: Connection, run_id: int, fields: dict[str, Any]) -> RunRead | None:
+    """A resumed run's new executor (not a transition: it is `running` already)."""
+    row = db.execute(
+        update(runs_table)
+        .where(runs_table.c.id == run_id, runs_table.c.status == RunStatus.RUNNING)
+        .values(**fields)
+        .returning(*runs_table.c)
+    ).one_or_none()
+    return None if row is None else RunRead.model_validate(row)
+
+
+def _update_finished(db: Connection, run_id: int, totals: dict[str, Any]) -> RunRead | None:
+    row = db.execute(
+        update(runs_table)
+        .where(runs_table.c.id == run_id)
+        .values(**totals)
+        .returning(*runs_table.c)
+    ).one_or_none()
+    return None if row is None else RunRead.model_validate(row)
+
+
+def _agent_after_run(
+    agent_id: int,
+    run_id: int,
+    status: RunStatus,
+    error: str | None,
+    now: datetime,
+    *,
+    db: Connection,
+) -> AgentStatus:
+    """The agent's status once run `run_id` ended: `running` while another of its runs still
+    is, else `error` after a failure, else `idle`."""
+    runs = runs_table.c
+    busy = db.execute(
+        select(runs.id)
+        .where(runs.agent_id == agent_id, runs.id != run_id, runs.status == RunStatus.RUNNING)
+        .limit(1)
+    ).first()
+    failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+    agent_status = (
+        AgentStatus.RUNNING if busy else AgentStatus.ERROR if failed else AgentStatus.IDLE
+    )
+    values: dict[str, Any] = {"status": agent_status, "last_run_at": now}
+    if status != RunStatus.CANCELLED:
+        values["last_error"] = error if failed else None
+    db.execute(update(agents_table).where(agents_table.c.id == agent_id).values(**values))
+    return agent_status
 
 
 def task_message(task_instructions: str, payload: Any) -> str:
@@ -479,19 +566,18 @@ def task_message(task_instructions: str, payload: Any) -> str:
     )
 
 
-def _remaining_s(run: Run, timeout_s: int) -> float:
+def _remaining_s(started_at: datetime | None, timeout_s: int) -> float:
     """What is left of the run's time limit; a resumed run does not start the clock again."""
-    if run.started_at is None:
+    if started_at is None:
         return float(timeout_s)
-    return max(0.0, timeout_s - (clock.now() - run.started_at).total_seconds())
+    return max(0.0, timeout_s - (clock.now() - started_at).total_seconds())
 
 
-def _duration_ms(run: Run, now: Any) -> int:
-    started = run.started_at or run.queued_at
+def _duration_ms(started: datetime, now: datetime) -> int:
     return max(0, int((now - started).total_seconds() * 1000))
 
 
-def _usage_of_thread(session: Session, thread_id: int | None) -> dict[str, Any]:
+def _usage_of_thread(db: Connection, thread_id: int | None) -> dict[str, Any]:
     """Token and cost totals from the thread's stored assistant messages (right after resumes)."""
     totals: dict[str, Any] = {
         "input_tokens": 0,
@@ -502,9 +588,12 @@ def _usage_of_thread(session: Session, thread_id: int | None) -> dict[str, Any]:
     if thread_id is None:
         totals["cost_usd"] = None
         return totals
-    metas = session.scalars(
-        select(Message.meta).where(Message.thread_id == thread_id, Message.role == "assistant")
-    )
+    messages = messages_table.c
+    metas = db.execute(
+        select(messages.metadata).where(
+            messages.thread_id == thread_id, messages.role == "assistant"
+        )
+    ).scalars()
     for meta in metas:
         totals["input_tokens"] += int(meta.get("input_tokens", 0))
         totals["output_tokens"] += int(meta.get("output_tokens", 0))

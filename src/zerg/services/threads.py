@@ -2,50 +2,71 @@
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.orm import Session
 
 from zerg import clock
 from zerg.errors import InvalidInput, NotFound
-from zerg.models import Agent, Message, Thread
-from zerg.schemas.threads import Role, ThreadType, ThreadUpdate
+from zerg.models import Message, Thread, messages_table, threads_table
+from zerg.schemas.threads import MessageRead, Role, ThreadRead, ThreadType, ThreadUpdate
 from zerg.services.agents import get_agent
 from zerg.services.pagination import PageResult, paginate
 
 
 class ThreadService:
-    """Threads and messages. Every method flushes; the caller commits."""
+    """Threads and messages. Every method writes in the caller's transaction; the caller commits.
+
+    Writes take a Core `Connection` (a `Session` passes `session.connection()`): they are on
+    the run path, where every message is its own commit.
+    """
 
     @staticmethod
     def create_thread_with_system_message(
-        session: Session,
-        agent: Agent,
+        db: Connection,
+        agent_id: int,
+        system_instructions: str,
         *,
         title: str,
         thread_type: ThreadType,
         active: bool = False,
-    ) -> Thread:
-        """A new thread for `agent` that starts with the agent's system instructions."""
-        thread = Thread(agent_id=agent.id, title=title, thread_type=thread_type, active=active)
-        session.add(thread)
-        session.flush()
-        ThreadService.add_message(session, thread, role="system", content=agent.system_instructions)
+    ) -> ThreadRead:
+        """A new thread for an agent that starts with the agent's system instructions."""
+        now = clock.now()
+        row = db.execute(
+            insert(threads_table)
+            .values(
+                agent_id=agent_id,
+                title=title,
+                thread_type=thread_type,
+                active=active,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(*threads_table.c)
+        ).one()
+        thread = ThreadRead.model_validate(row)
+        ThreadService.add_message(db, thread.id, role="system", content=system_instructions)
         return thread
 
     @staticmethod
-    def create_chat_thread(session: Session, agent_id: int, *, title: str | None) -> Thread:
+    def create_chat_thread(session: Session, agent_id: int, *, title: str | None) -> ThreadRead:
         """A chat thread that becomes the agent's active one."""
         agent = get_agent(agent_id, session=session)
         _deactivate_chat_threads(session, agent.id)
         title = title or f"Chat {clock.now():%Y-%m-%d %H:%M} UTC"
         return ThreadService.create_thread_with_system_message(
-            session, agent, title=title, thread_type="chat", active=True
+            session.connection(),
+            agent.id,
+            agent.system_instructions,
+            title=title,
+            thread_type="chat",
+            active=True,
         )
 
     @staticmethod
     def add_message(
-        session: Session,
-        thread: Thread,
+        db: Connection,
+        thread_id: int,
         *,
         role: Role,
         content: str,
@@ -54,22 +75,46 @@ class ThreadService:
         name: str | None = None,
         processed: bool = True,
         meta: dict[str, Any] | None = None,
-    ) -> Message:
-        message = Message(
-            thread_id=thread.id,
-            role=role,
+    ) -> MessageRead:
+        """Append a message. The thread's `updated_at` is left to `touch` (once per turn)."""
+        values: dict[str, Any] = {
+            "thread_id": thread_id,
+            "role": role,
             # Model and tool output may carry NUL, which PostgreSQL cannot store in text.
-            content=content.replace("\x00", "\ufffd"),
-            tool_calls=tool_calls,
-            tool_call_id=tool_call_id,
-            name=name,
-            processed=processed,
-            meta=meta or {},
+            "content": content.replace("\x00", "\ufffd"),
+            "tool_call_id": tool_call_id,
+            "name": name,
+            "processed": processed,
+            "metadata": meta or {},
+            "created_at": clock.now(),
+        }
+        if tool_calls is not None:  # else SQL NULL, not a JSON null
+            values["tool_calls"] = tool_calls
+        row = db.execute(insert(messages_table).values(values).returning(messages_table.c.id)).one()
+        return MessageRead.model_validate(
+            {**values, "id": row.id, "tool_calls": tool_calls, "meta": values["metadata"]}
         )
-        session.add(message)
-        thread.updated_at = clock.now()
-        session.flush()
-        return message
+
+    @staticmethod
+    def finish_turn(db: Connection, thread_id: int) -> None:
+        """Mark the thread's pending messages processed and its `updated_at` now."""
+        db.execute(
+            update(messages_table)
+            .where(messages_table.c.thread_id == thread_id, messages_table.c.processed.is_(False))
+            .values(processed=True)
+        )
+        db.execute(
+            update(threads_table)
+            .where(threads_table.c.id == thread_id)
+            .values(updated_at=clock.now())
+        )
+
+    @staticmethod
+    def read_thread(db: Connection, thread_id: int) -> ThreadRead:
+        row = db.execute(select(threads_table).where(threads_table.c.id == thread_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"thread {thread_id} does not exist")
+        return ThreadRead.model_validate(row)
 
     @staticmethod
     def get_thread(session: Session, thread_id: int) -> Thread:
