@@ -35,7 +35,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt import ToolNode
 from langgraph.types import StreamMode
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from zerg.agents.models import build_chat_model, model_http_client
 from zerg.agents.pricing import cost_usd
@@ -50,6 +50,13 @@ from zerg.settings import Settings
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_STEPS = 50
+
+_STORED_MESSAGES = (
+    select(messages_table.c.role, messages_table.c.content, messages_table.c.tool_calls)
+    .add_columns(messages_table.c.tool_call_id, messages_table.c.name)
+    .where(messages_table.c.thread_id == bindparam("thread_id"))
+    .order_by(messages_table.c.id)
+)
 
 
 class RunnableAgent(Protocol):
@@ -245,14 +252,8 @@ class AgentRunner:
 
     @staticmethod
     def _stored(db: Database, thread_id: int) -> Sequence[Any]:
-        columns = messages_table.c
         with db.transaction() as connection:
-            return connection.execute(
-                select(columns.role, columns.content, columns.tool_calls)
-                .add_columns(columns.tool_call_id, columns.name)
-                .where(columns.thread_id == thread_id)
-                .order_by(columns.id)
-            ).all()
+            return connection.execute(_STORED_MESSAGES, {"thread_id": thread_id}).all()
 
     @staticmethod
     def _finished(history: Sequence[BaseMessage]) -> bool:

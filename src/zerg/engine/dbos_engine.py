@@ -43,6 +43,10 @@ APP_NAME = "zerg"
 # a time per agent (the partition).
 AGENT_QUEUE = "zerg-agent-runs"
 _MAX_PRIORITY = 2**31 - 1
+# How often the queue is polled. Workers take every run from it, so they poll often; embedded
+# mode queues only the runs of `concurrency: queue` agents, and each poll costs CPU (a few ms
+# on SQLite) even when nothing waits.
+QUEUE_POLL_S: dict[str, float] = {"embedded": 0.1, "worker": 0.05, "api": 0.05}
 
 # Where the runs of this process go: `embedded` executes them here (`zerg serve`); `api` only
 # enqueues them for the workers (`zerg serve --no-execute`); `worker` executes queued runs and
@@ -194,7 +198,7 @@ class RunEngine:
             AGENT_QUEUE,
             partition_concurrency=1,
             worker_concurrency=self.settings.worker_concurrency,
-            polling_interval_sec=0.5,
+            polling_interval_sec=QUEUE_POLL_S[self.mode],
             on_conflict="always_update",
         )
         self.launched = True

@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from zerg.errors import NotFound
 from zerg.models import Run, runs_table
@@ -59,18 +60,35 @@ ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 
+# The run path's statements are built once: building one per call cost more than running it.
+_READ_RUN = select(runs_table).where(runs_table.c.id == bindparam("run_id"))
+
+
 def read_run(run_id: int, *, db: Connection) -> RunRead:
     """One run as stored, through Core (the run path's reads)."""
-    row = db.execute(select(runs_table).where(runs_table.c.id == run_id)).one_or_none()
+    row = db.execute(_READ_RUN, {"run_id": run_id}).one_or_none()
     if row is None:
         raise NotFound(f"run {run_id} does not exist")
     return RunRead.model_validate(row)
 
 
-def _from_status(to: RunStatus) -> ColumnElement[bool]:
+def _transition_statement(to: RunStatus) -> ReturningUpdate[Any]:
     sources = [source for source, targets in ALLOWED_TRANSITIONS.items() if to in targets]
-    # Equalities rather than IN: no list parameter to expand on every execution.
-    return or_(*(runs_table.c.status == source for source in sources))
+    return (
+        update(runs_table)
+        # Equalities rather than IN: no list parameter to expand on every execution.
+        .where(
+            runs_table.c.id == bindparam("run_id"),
+            or_(*(runs_table.c.status == source for source in sources)),
+        )
+        .returning(*runs_table.c)
+    )
+
+
+# The columns set are those given at execution.
+_TRANSITIONS: dict[RunStatus, ReturningUpdate[Any]] = {
+    to: _transition_statement(to) for to in RunStatus if to != RunStatus.QUEUED
+}
 
 
 def transition_run(run_id: int, to: RunStatus, *, db: Connection, **fields: Any) -> RunRead | None:
@@ -82,10 +100,5 @@ def transition_run(run_id: int, to: RunStatus, *, db: Connection, **fields: Any)
     """
     if to in FINAL_STATUSES:
         fields["slot_agent_id"] = None  # a finished run frees its agent
-    row = db.execute(
-        update(runs_table)
-        .where(runs_table.c.id == run_id, _from_status(to))
-        .values(status=to, **fields)
-        .returning(*runs_table.c)
-    ).one_or_none()
+    row = db.execute(_TRANSITIONS[to], {**fields, "status": to, "run_id": run_id}).one_or_none()
     return None if row is None else RunRead.model_validate(row)

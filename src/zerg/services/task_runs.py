@@ -8,11 +8,10 @@ the run from its thread.
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from zerg import clock
@@ -21,13 +20,25 @@ from zerg.agents.runner import AgentRunner, run_tracing_hooks_inline
 from zerg.agents.tools import HttpGetPolicy
 from zerg.db import Database
 from zerg.engine import EngineMode, RunEngine
-from zerg.errors import Conflict, InvalidInput, NotFound
+from zerg.errors import Conflict
 from zerg.events import EventBus, EventType
-from zerg.models import Agent, Run, agents_table, messages_table, runs_table
+from zerg.models import Agent, Run
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.schemas.threads import MessageRead, ThreadRead, ThreadType
 from zerg.services import notifications
+from zerg.services.run_records import (
+    Recorded,
+    RunJob,
+    agent_after_run,
+    load_job,
+    record_run,
+    run_status,
+    set_agent_status,
+    update_finished,
+    update_running,
+    usage_of_thread,
+)
 from zerg.services.runs import FINAL_STATUSES, read_run, transition_run
 from zerg.services.threads import ThreadService
 from zerg.settings import Settings
@@ -52,104 +63,6 @@ _TITLE_OF = {
     "schedule": "Scheduled run",
     "webhook": "Webhook run",
 }
-
-
-class Recorded(NamedTuple):
-    run: RunRead
-    created: bool  # False: an earlier run with the same idempotency key
-    queued: bool  # waits its turn behind the agent's other runs (`concurrency: queue`)
-
-
-def record_run(
-    agent_id: int,
-    *,
-    trigger: RunTrigger,
-    idempotency_key: str | None,
-    db: Connection,
-    input: Any = None,
-) -> Recorded:
-    """Step 1: check the agent can run a task, then record a queued run (the caller commits).
-
-    A known idempotency key returns the earlier run.
-    """
-    agents = agents_table.c
-    agent = db.execute(
-        select(agents.task_instructions, agents.concurrency).where(agents.id == agent_id)
-    ).one_or_none()
-    if agent is None:
-        raise NotFound(f"agent {agent_id} does not exist")
-    if not (agent.task_instructions or "").strip():
-        raise InvalidInput(
-            f"agent {agent_id} has no task_instructions; set them before starting a task run",
-            code="no_task_instructions",
-        )
-    runs = runs_table.c
-    if idempotency_key is not None:
-        existing = db.execute(
-            select(runs_table).where(runs.idempotency_key == idempotency_key)
-        ).one_or_none()
-        if existing is not None:
-            return Recorded(RunRead.model_validate(existing), False, existing.slot_agent_id is None)
-    slot = None
-    if agent.concurrency == "reject":
-        busy = db.execute(
-            select(runs.id, runs.status).where(runs.slot_agent_id == agent_id)
-        ).one_or_none()
-        if busy is not None:
-            raise Conflict(
-                f"agent {agent_id} is busy with run {busy.id} ({busy.status}); wait for it to "
-                "finish, cancel it, or set the agent's concurrency to 'queue'",
-                code="agent_busy",
-            )
-        slot = agent_id
-    row = db.execute(
-        insert(runs_table)
-        .values(
-            slot_agent_id=slot,
-            input=input,
-            agent_id=agent_id,
-            trigger=trigger,
-            status=RunStatus.QUEUED,
-            idempotency_key=idempotency_key,
-            queued_at=clock.now(),
-        )
-        .returning(*runs_table.c)
-    ).one()
-    return Recorded(RunRead.model_validate(row), True, slot is None)
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What executing a run needs of the run and its agent, read in one query."""
-
-    run_id: int
-    status: str
-    trigger: RunTrigger
-    thread_id: int | None
-    input: Any
-    queued_at: datetime
-    started_at: datetime | None
-    agent_id: int
-    model: str
-    config: dict[str, Any] | None
-    tools: list[str] | None
-    system_instructions: str
-    task_instructions: str | None
-    timeout_s: int
-    notify_url: str | None
-
-
-def _load_job(db: Connection, run_id: int) -> _Job | None:
-    runs, agents = runs_table.c, agents_table.c
-    row = db.execute(
-        select(runs.id, runs.status, runs.trigger, runs.thread_id, runs.input)
-        .add_columns(runs.queued_at, runs.started_at, agents.id, agents.model, agents.config)
-        .add_columns(agents.tools, agents.system_instructions, agents.task_instructions)
-        .add_columns(agents.timeout_s, agents.notify_url)
-        .join_from(runs_table, agents_table, runs.agent_id == agents.id)
-        .where(runs.id == run_id)
-    ).one_or_none()
-    return None if row is None else _Job(*row)
 
 
 class TaskRuns:
@@ -314,7 +227,7 @@ class TaskRuns:
     async def execute_agent_task(self, run_id: int) -> None:
         """Steps 2-8 of a task run. Safe to call again for the same run: it resumes."""
         with self.database.transaction() as db:
-            job = _load_job(db, run_id)
+            job = load_job(db, run_id)
         if job is None:
             return  # deleted with its agent
         if job.status not in FINAL_STATUSES:  # else finished already: only the notice
@@ -327,7 +240,7 @@ class TaskRuns:
         """One attempt to tell the agent's notify_url that run `run_id` finished."""
         await notifications.deliver(self.database, run_id, self.http_policy)
 
-    async def _execute(self, job: _Job) -> None:
+    async def _execute(self, job: RunJob) -> None:
         task = asyncio.current_task()
         assert task is not None
         watcher = asyncio.create_task(self._watch_for_cancel(job.run_id, task))
@@ -376,10 +289,7 @@ class TaskRuns:
 
     def _status_of(self, run_id: int) -> str | None:
         with self.database.transaction() as db:
-            status: str | None = db.execute(
-                select(runs_table.c.status).where(runs_table.c.id == run_id)
-            ).scalar()
-            return status
+            return run_status(db, run_id)
 
     async def cancel(self, run_id: int) -> RunRead:
         """Cancel a queued or running run; a finished one is a conflict."""
@@ -405,7 +315,7 @@ class TaskRuns:
             await self.engine.cancel(run_id)
         return cancelled
 
-    def _begin(self, job: _Job) -> tuple[ThreadRead, datetime] | None:
+    def _begin(self, job: RunJob) -> tuple[ThreadRead, datetime] | None:
         """Steps 2-5 in one transaction: run and agent `running`, and (once per run) a fresh
         thread with the system and task messages; announced after the commit. Returns the
         thread and when the run started, or None when the run was cancelled before it could
@@ -438,15 +348,11 @@ class TaskRuns:
                     job.run_id, RunStatus.RUNNING, db=db, started_at=clock.now(), **fields
                 )
             else:  # resumed after a crash: running already
-                run = _update_running(db, job.run_id, fields)
+                run = update_running(db, job.run_id, fields)
             if run is None:  # cancelled (or finished) meanwhile: leave no thread behind
                 db.rollback()
                 return None
-            db.execute(
-                update(agents_table)
-                .where(agents_table.c.id == job.agent_id)
-                .values(status=AgentStatus.RUNNING)
-            )
+            set_agent_status(db, job.agent_id, AgentStatus.RUNNING)
         self.bus.publish(EventType.AGENT_UPDATED, {"id": job.agent_id, "status": "running"})
         self._publish_run(run)
         if created:
@@ -456,7 +362,7 @@ class TaskRuns:
 
     def _finish(
         self,
-        job: _Job,
+        job: RunJob,
         started_at: datetime | None,
         thread_id: int | None,
         status: RunStatus,
@@ -468,7 +374,7 @@ class TaskRuns:
         now = clock.now()
         failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
         with self.database.transaction() as db:
-            totals = _usage_of_thread(db, thread_id)
+            totals = usage_of_thread(db, thread_id)
             run = transition_run(
                 job.run_id,
                 status,
@@ -480,12 +386,12 @@ class TaskRuns:
             )
             if run is None and status == RunStatus.CANCELLED:
                 # Cancelled from outside: record the usage of what ran before the interruption.
-                run = _update_finished(db, job.run_id, totals)
+                run = update_finished(db, job.run_id, totals)
             if run is None:
                 return  # deleted with its agent
             # A late writer (another outcome was recorded first) leaves the agent alone.
             agent = (
-                _agent_after_run(job.agent_id, job.run_id, status, error, now, db=db)
+                agent_after_run(job.agent_id, job.run_id, status, error, now, db=db)
                 if run.status == status
                 else None
             )
@@ -507,55 +413,6 @@ class TaskRuns:
         self.bus.publish(EventType.THREAD_MESSAGE_CREATED, message.model_dump(mode="json"))
 
 
-def _update_running(db: Connection, run_id: int, fields: dict[str, Any]) -> RunRead | None:
-    """A resumed run's new executor (not a transition: it is `running` already)."""
-    row = db.execute(
-        update(runs_table)
-        .where(runs_table.c.id == run_id, runs_table.c.status == RunStatus.RUNNING)
-        .values(**fields)
-        .returning(*runs_table.c)
-    ).one_or_none()
-    return None if row is None else RunRead.model_validate(row)
-
-
-def _update_finished(db: Connection, run_id: int, totals: dict[str, Any]) -> RunRead | None:
-    row = db.execute(
-        update(runs_table)
-        .where(runs_table.c.id == run_id)
-        .values(**totals)
-        .returning(*runs_table.c)
-    ).one_or_none()
-    return None if row is None else RunRead.model_validate(row)
-
-
-def _agent_after_run(
-    agent_id: int,
-    run_id: int,
-    status: RunStatus,
-    error: str | None,
-    now: datetime,
-    *,
-    db: Connection,
-) -> AgentStatus:
-    """The agent's status once run `run_id` ended: `running` while another of its runs still
-    is, else `error` after a failure, else `idle`."""
-    runs = runs_table.c
-    busy = db.execute(
-        select(runs.id)
-        .where(runs.agent_id == agent_id, runs.id != run_id, runs.status == RunStatus.RUNNING)
-        .limit(1)
-    ).first()
-    failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
-    agent_status = (
-        AgentStatus.RUNNING if busy else AgentStatus.ERROR if failed else AgentStatus.IDLE
-    )
-    values: dict[str, Any] = {"status": agent_status, "last_run_at": now}
-    if status != RunStatus.CANCELLED:
-        values["last_error"] = error if failed else None
-    db.execute(update(agents_table).where(agents_table.c.id == agent_id).values(**values))
-    return agent_status
-
-
 def task_message(task_instructions: str, payload: Any) -> str:
     """The run's user message: the task, then what its trigger delivered, clearly delimited."""
     if payload is None:
@@ -575,31 +432,3 @@ def _remaining_s(started_at: datetime | None, timeout_s: int) -> float:
 
 def _duration_ms(started: datetime, now: datetime) -> int:
     return max(0, int((now - started).total_seconds() * 1000))
-
-
-def _usage_of_thread(db: Connection, thread_id: int | None) -> dict[str, Any]:
-    """Token and cost totals from the thread's stored assistant messages (right after resumes)."""
-    totals: dict[str, Any] = {
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "total_tokens": 0,
-        "cost_usd": 0.0,
-    }
-    if thread_id is None:
-        totals["cost_usd"] = None
-        return totals
-    messages = messages_table.c
-    metas = db.execute(
-        select(messages.metadata).where(
-            messages.thread_id == thread_id, messages.role == "assistant"
-        )
-    ).scalars()
-    for meta in metas:
-        totals["input_tokens"] += int(meta.get("input_tokens", 0))
-        totals["output_tokens"] += int(meta.get("output_tokens", 0))
-        cost = meta.get("cost_usd")
-        totals["cost_usd"] = (
-            None if cost is None or totals["cost_usd"] is None else (totals["cost_usd"] + cost)
-        )
-    totals["total_tokens"] = totals["input_tokens"] + totals["output_tokens"]
-    return totals

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from zerg import clock
@@ -11,6 +11,21 @@ from zerg.models import Message, Thread, messages_table, threads_table
 from zerg.schemas.threads import MessageRead, Role, ThreadRead, ThreadType, ThreadUpdate
 from zerg.services.agents import get_agent
 from zerg.services.pagination import PageResult, paginate
+
+# The run path's statements, built once: building one per call cost more than running it.
+_INSERT_THREAD = insert(threads_table).returning(*threads_table.c)
+_INSERT_MESSAGE = insert(messages_table).returning(messages_table.c.id)
+_READ_THREAD = select(threads_table).where(threads_table.c.id == bindparam("thread_id"))
+_MARK_PROCESSED = (
+    update(messages_table)
+    .where(
+        # Not "thread_id": an UPDATE of `messages` reserves its column names for SET.
+        messages_table.c.thread_id == bindparam("of_thread"),
+        messages_table.c.processed.is_(False),
+    )
+    .values(processed=True)
+)
+_TOUCH_THREAD = update(threads_table).where(threads_table.c.id == bindparam("thread_id"))
 
 
 class ThreadService:
@@ -33,16 +48,15 @@ class ThreadService:
         """A new thread for an agent that starts with the agent's system instructions."""
         now = clock.now()
         row = db.execute(
-            insert(threads_table)
-            .values(
-                agent_id=agent_id,
-                title=title,
-                thread_type=thread_type,
-                active=active,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(*threads_table.c)
+            _INSERT_THREAD,
+            {
+                "agent_id": agent_id,
+                "title": title,
+                "thread_type": thread_type,
+                "active": active,
+                "created_at": now,
+                "updated_at": now,
+            },
         ).one()
         thread = ThreadRead.model_validate(row)
         ThreadService.add_message(db, thread.id, role="system", content=system_instructions)
@@ -90,7 +104,7 @@ class ThreadService:
         }
         if tool_calls is not None:  # else SQL NULL, not a JSON null
             values["tool_calls"] = tool_calls
-        row = db.execute(insert(messages_table).values(values).returning(messages_table.c.id)).one()
+        row = db.execute(_INSERT_MESSAGE, values).one()
         return MessageRead.model_validate(
             {**values, "id": row.id, "tool_calls": tool_calls, "meta": values["metadata"]}
         )
@@ -98,20 +112,12 @@ class ThreadService:
     @staticmethod
     def finish_turn(db: Connection, thread_id: int) -> None:
         """Mark the thread's pending messages processed and its `updated_at` now."""
-        db.execute(
-            update(messages_table)
-            .where(messages_table.c.thread_id == thread_id, messages_table.c.processed.is_(False))
-            .values(processed=True)
-        )
-        db.execute(
-            update(threads_table)
-            .where(threads_table.c.id == thread_id)
-            .values(updated_at=clock.now())
-        )
+        db.execute(_MARK_PROCESSED, {"of_thread": thread_id})
+        db.execute(_TOUCH_THREAD, {"thread_id": thread_id, "updated_at": clock.now()})
 
     @staticmethod
     def read_thread(db: Connection, thread_id: int) -> ThreadRead:
-        row = db.execute(select(threads_table).where(threads_table.c.id == thread_id)).one_or_none()
+        row = db.execute(_READ_THREAD, {"thread_id": thread_id}).one_or_none()
         if row is None:
             raise NotFound(f"thread {thread_id} does not exist")
         return ThreadRead.model_validate(row)

@@ -1,0 +1,202 @@
+"""The task-run path's reads and writes, through SQLAlchemy Core.
+
+Every statement is built once, at import: on this path building a statement per call cost more
+than running it (a run executes about twenty).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+
+from zerg import clock
+from zerg.errors import Conflict, InvalidInput, NotFound
+from zerg.models import agents_table, messages_table, runs_table
+from zerg.schemas.agents import AgentStatus
+from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
+
+_runs, _agents, _messages = runs_table.c, agents_table.c, messages_table.c
+
+_AGENT_FOR_RUN = select(_agents.task_instructions, _agents.concurrency).where(
+    _agents.id == bindparam("agent_id")
+)
+_RUN_BY_KEY = select(runs_table).where(_runs.idempotency_key == bindparam("key"))
+_RUN_IN_SLOT = select(_runs.id, _runs.status).where(_runs.slot_agent_id == bindparam("agent_id"))
+_INSERT_RUN = insert(runs_table).returning(*runs_table.c)
+_LOAD_JOB = (
+    select(_runs.id, _runs.status, _runs.trigger, _runs.thread_id, _runs.input)
+    .add_columns(_runs.queued_at, _runs.started_at, _agents.id, _agents.model, _agents.config)
+    .add_columns(_agents.tools, _agents.system_instructions, _agents.task_instructions)
+    .add_columns(_agents.timeout_s, _agents.notify_url)
+    .join_from(runs_table, agents_table, _runs.agent_id == _agents.id)
+    .where(_runs.id == bindparam("run_id"))
+)
+_RUN_STATUS = select(_runs.status).where(_runs.id == bindparam("run_id"))
+# Updates set the columns given at execution.
+_UPDATE_RUNNING = (
+    update(runs_table)
+    .where(_runs.id == bindparam("run_id"), _runs.status == RunStatus.RUNNING)
+    .returning(*runs_table.c)
+)
+_UPDATE_RUN = update(runs_table).where(_runs.id == bindparam("run_id")).returning(*runs_table.c)
+_UPDATE_AGENT = update(agents_table).where(_agents.id == bindparam("agent_id"))
+_OTHER_RUNNING = (
+    select(_runs.id)
+    .where(
+        _runs.agent_id == bindparam("agent_id"),
+        _runs.id != bindparam("run_id"),
+        _runs.status == RunStatus.RUNNING,
+    )
+    .limit(1)
+)
+_ASSISTANT_METAS = select(_messages.metadata).where(
+    _messages.thread_id == bindparam("thread_id"), _messages.role == "assistant"
+)
+
+
+class Recorded(NamedTuple):
+    run: RunRead
+    created: bool  # False: an earlier run with the same idempotency key
+    queued: bool  # waits its turn behind the agent's other runs (`concurrency: queue`)
+
+
+def record_run(
+    agent_id: int,
+    *,
+    trigger: RunTrigger,
+    idempotency_key: str | None,
+    db: Connection,
+    input: Any = None,
+) -> Recorded:
+    """Step 1: check the agent can run a task, then record a queued run (the caller commits).
+
+    A known idempotency key returns the earlier run.
+    """
+    agent = db.execute(_AGENT_FOR_RUN, {"agent_id": agent_id}).one_or_none()
+    if agent is None:
+        raise NotFound(f"agent {agent_id} does not exist")
+    if not (agent.task_instructions or "").strip():
+        raise InvalidInput(
+            f"agent {agent_id} has no task_instructions; set them before starting a task run",
+            code="no_task_instructions",
+        )
+    if idempotency_key is not None:
+        existing = db.execute(_RUN_BY_KEY, {"key": idempotency_key}).one_or_none()
+        if existing is not None:
+            return Recorded(RunRead.model_validate(existing), False, existing.slot_agent_id is None)
+    slot = None
+    if agent.concurrency == "reject":
+        busy = db.execute(_RUN_IN_SLOT, {"agent_id": agent_id}).one_or_none()
+        if busy is not None:
+            raise Conflict(
+                f"agent {agent_id} is busy with run {busy.id} ({busy.status}); wait for it to "
+                "finish, cancel it, or set the agent's concurrency to 'queue'",
+                code="agent_busy",
+            )
+        slot = agent_id
+    values: dict[str, Any] = {
+        "slot_agent_id": slot,
+        "agent_id": agent_id,
+        "trigger": trigger,
+        "status": RunStatus.QUEUED,
+        "idempotency_key": idempotency_key,
+        "queued_at": clock.now(),
+    }
+    if input is not None:  # else SQL NULL, not a JSON null
+        values["input"] = input
+    row = db.execute(_INSERT_RUN, values).one()
+    return Recorded(RunRead.model_validate(row), True, slot is None)
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What executing a run needs of the run and its agent, read in one query."""
+
+    run_id: int
+    status: str
+    trigger: RunTrigger
+    thread_id: int | None
+    input: Any
+    queued_at: datetime
+    started_at: datetime | None
+    agent_id: int
+    model: str
+    config: dict[str, Any] | None
+    tools: list[str] | None
+    system_instructions: str
+    task_instructions: str | None
+    timeout_s: int
+    notify_url: str | None
+
+
+def load_job(db: Connection, run_id: int) -> RunJob | None:
+    """The run with its agent; None when either is gone."""
+    row = db.execute(_LOAD_JOB, {"run_id": run_id}).one_or_none()
+    return None if row is None else RunJob(*row)
+
+
+def run_status(db: Connection, run_id: int) -> str | None:
+    status: str | None = db.execute(_RUN_STATUS, {"run_id": run_id}).scalar()
+    return status
+
+
+def update_running(db: Connection, run_id: int, fields: dict[str, Any]) -> RunRead | None:
+    """A resumed run's new executor (not a transition: it is `running` already)."""
+    row = db.execute(_UPDATE_RUNNING, {**fields, "run_id": run_id}).one_or_none()
+    return None if row is None else RunRead.model_validate(row)
+
+
+def update_finished(db: Connection, run_id: int, totals: dict[str, Any]) -> RunRead | None:
+    """A finished run's usage (after a cancel from outside ended it first)."""
+    row = db.execute(_UPDATE_RUN, {**totals, "run_id": run_id}).one_or_none()
+    return None if row is None else RunRead.model_validate(row)
+
+
+def set_agent_status(db: Connection, agent_id: int, status: AgentStatus, **fields: Any) -> None:
+    db.execute(_UPDATE_AGENT, {**fields, "status": status, "agent_id": agent_id})
+
+
+def agent_after_run(
+    agent_id: int,
+    run_id: int,
+    status: RunStatus,
+    error: str | None,
+    now: datetime,
+    *,
+    db: Connection,
+) -> AgentStatus:
+    """The agent's status once run `run_id` ended: `running` while another of its runs still
+    is, else `error` after a failure, else `idle`."""
+    busy = db.execute(_OTHER_RUNNING, {"agent_id": agent_id, "run_id": run_id}).first()
+    failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+    agent_status = (
+        AgentStatus.RUNNING if busy else AgentStatus.ERROR if failed else AgentStatus.IDLE
+    )
+    fields: dict[str, Any] = {"last_run_at": now}
+    if status != RunStatus.CANCELLED:
+        fields["last_error"] = error if failed else None
+    set_agent_status(db, agent_id, agent_status, **fields)
+    return agent_status
+
+
+def usage_of_thread(db: Connection, thread_id: int | None) -> dict[str, Any]:
+    """Token and cost totals from the thread's stored assistant messages (right after resumes)."""
+    totals: dict[str, Any] = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "cost_usd": 0.0,
+    }
+    if thread_id is None:
+        totals["cost_usd"] = None
+        return totals
+    for meta in db.execute(_ASSISTANT_METAS, {"thread_id": thread_id}).scalars():
+        totals["input_tokens"] += int(meta.get("input_tokens", 0))
+        totals["output_tokens"] += int(meta.get("output_tokens", 0))
+        cost = meta.get("cost_usd")
+        totals["cost_usd"] = (
+            None if cost is None or totals["cost_usd"] is None else (totals["cost_usd"] + cost)
+        )
+    totals["total_tokens"] = totals["input_tokens"] + totals["output_tokens"]
+    return totals
