@@ -47,6 +47,24 @@ def _text_of(message: BaseMessage) -> str:
     return message.content if isinstance(message.content, str) else str(message.content)
 
 
+# Tool specs by tool object: the agent binds its tools before every model call, and a tool's
+# JSON schema costs more to derive than a scripted answer. Entries keep their tool alive, so
+# an id is never reused while cached; the agents' tool objects live as long as the process.
+_SPECS: dict[int, tuple[Any, dict[str, Any]]] = {}
+_MAX_SPECS = 1024
+
+
+def _tool_spec(tool: dict[str, Any] | type | Any | BaseTool) -> dict[str, Any]:
+    if not isinstance(tool, BaseTool):
+        return convert_to_openai_tool(tool)
+    cached = _SPECS.get(id(tool))
+    if cached is None:
+        if len(_SPECS) >= _MAX_SPECS:
+            _SPECS.clear()
+        cached = _SPECS[id(tool)] = (tool, convert_to_openai_tool(tool))
+    return cached[1]
+
+
 class ScriptedChatModel(BaseChatModel):
     script: str = "demo"
 
@@ -57,7 +75,7 @@ class ScriptedChatModel(BaseChatModel):
     def bind_tools(
         self, tools: Sequence[dict[str, Any] | type | Any | BaseTool], **kwargs: Any
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        return self.bind(tools=[convert_to_openai_tool(tool) for tool in tools], **kwargs)
+        return self.bind(tools=[_tool_spec(tool) for tool in tools], **kwargs)
 
     def _reply(self, messages: list[BaseMessage], tools: list[dict[str, Any]]) -> AIMessage:
         if self.script == "error":

@@ -30,6 +30,7 @@ from dbos import (
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 
+from zerg.engine import inline
 from zerg.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -192,8 +193,10 @@ class RunEngine:
             Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
             self._system_engine = _sqlite_engine(url)
             config["system_database_engine"] = self._system_engine
-        DBOS(config=config)
+        dbos = DBOS(config=config)
         DBOS.launch()
+        if self.mode == "embedded" and url.startswith("sqlite"):
+            inline.install(dbos)
         self._queue = DBOS.register_queue(
             AGENT_QUEUE,
             partition_concurrency=1,
