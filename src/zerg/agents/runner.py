@@ -287,37 +287,30 @@ class AgentRunner:
         latency_ms: float | None,
         node: str,
     ) -> None:
+        fields: dict[str, Any]
         if isinstance(message, AIMessage):
-            meta = self._model_meta(message, usage, latency_ms)
             calls = [
                 {"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls
             ]
-            with db.transaction() as connection:
-                stored = ThreadService.add_message(
-                    connection,
-                    thread.id,
-                    role="assistant",
-                    content=message.text,
-                    tool_calls=calls or None,
-                    meta=meta,
-                )
+            meta = self._model_meta(message, usage, latency_ms)
+            fields = {"role": "assistant", "tool_calls": calls or None, "meta": meta}
         elif isinstance(message, ToolMessage):
             meta = {"status": message.status}
             if latency_ms is not None:
                 meta["latency_ms"] = round(latency_ms, 2)
-            with db.transaction() as connection:
-                stored = ThreadService.add_message(
-                    connection,
-                    thread.id,
-                    role="tool",
-                    content=message.text,
-                    tool_call_id=message.tool_call_id,
-                    name=message.name,
-                    meta=meta,
-                )
+            fields = {
+                "role": "tool",
+                "tool_call_id": message.tool_call_id,
+                "name": message.name,
+                "meta": meta,
+            }
         else:
             logger.debug("ignoring %s from node %s", type(message).__name__, node)
             return
+        with db.transaction() as connection:
+            stored = ThreadService.add_message(
+                connection, thread.id, content=message.text, **fields
+            )
         usage.messages.append(stored)
         if self.on_message:
             self.on_message(stored)
