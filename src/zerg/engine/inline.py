@@ -3,11 +3,11 @@
 DBOS sends three calls per async workflow through `asyncio.to_thread`: recording the workflow,
 entering it, and recording its outcome. On the embedded SQLite file each is a local write well
 under a millisecond, and the hop to a thread and back (a wake-up, two GIL hand-offs, a loop
-wake-up) cost more than the write: running those three on the loop raised embedded task runs
-from ~100 to ~125 runs/s (benchmarks/task_runs.py). Any other call still goes to DBOS's threads,
-and so do these if a DBOS release renames them: the worst case is the old speed, never a
-blocked loop on an unknown call. On PostgreSQL each call is a network round trip, so distributed
-mode keeps the threads.
+wake-up) cost more than the write: running those three on the loop gave about a quarter more
+task runs per second (100 to 125 runs/s without HTTP, 91 to 103 through it). Any other call
+still goes to DBOS's threads, and so do these if a DBOS release renames them: the worst case is
+the old speed, never a blocked loop on an unknown call. On PostgreSQL each call is a network
+round trip, so distributed mode keeps the threads.
 """
 
 import functools
