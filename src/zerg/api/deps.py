@@ -11,7 +11,9 @@ from zerg.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from zerg.services.task_runs import TaskRuns
 
 
-def get_database(request: Request) -> Database:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one on a worker
+# thread, a hop that cost more than the task-run request's own work.
+async def get_database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
@@ -28,7 +30,7 @@ DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT
 After = Annotated[str | None, Query(description="The next_cursor of the previous page.")]
 
 
-def get_task_runs(request: Request) -> TaskRuns:
+async def get_task_runs(request: Request) -> TaskRuns:
     task_runs: TaskRuns = request.app.state.task_runs
     return task_runs
 
