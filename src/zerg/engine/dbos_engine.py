@@ -30,6 +30,7 @@ from dbos import (
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 
+from zerg.db.engine import WAL_AUTOCHECKPOINT_PAGES
 from zerg.engine import inline
 from zerg.settings import Settings
 
@@ -112,6 +113,7 @@ def _sqlite_engine(url: str) -> sa.Engine:
         dbapi_connection.isolation_level = "IMMEDIATE"
         dbapi_connection.execute("PRAGMA journal_mode=WAL")
         dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+        dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         dbapi_connection.execute("PRAGMA busy_timeout=30000")
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
