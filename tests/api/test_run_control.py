@@ -69,6 +69,7 @@ def test_reject_gives_one_run_and_409s_under_simultaneous_triggers(
     assert all(f"run {run_id}" in r.json()["detail"] for r in rejected)
     assert len(client.get("/api/runs").json()["items"]) == 1
 
+    wait_for_model_call(openai_server)  # a release before the call arrives would not reach it
     openai_server.release()
     assert wait_for_status(client, run_id, "succeeded")["status"] == "succeeded"
     # The agent is free again.
