@@ -1,8 +1,8 @@
 """Task-run latency and throughput through the HTTP API of a real `zerg serve`.
 
 The job: a `scripted:demo` agent with the calculator tool — 2 model calls and 1 tool call per
-run, every message persisted. Prints sequential trigger→finished p50/p95 and the runs/s that
-20 concurrent clients get.
+run, every message persisted. Prints sequential trigger→finished p50/p95, the runs/s that
+20 concurrent clients get, and the server's CPU time per run while they run.
 
     .venv/bin/python benchmarks/task_runs.py [--runs 300] [--clients 20] [--seconds 15]
 """
@@ -40,6 +40,19 @@ def start_server(data_dir: Path, port: int, extra_env: dict[str, str]) -> subpro
             time.sleep(0.1)
     process.kill()
     raise SystemExit("zerg serve did not start")
+
+
+def server_cpu(pid: int) -> tuple[float, float] | None:
+    """CPU seconds used so far by the server process and by its main thread, which runs the
+    event loop (the API, the engine and every run); None where /proc is missing."""
+    seconds = []
+    for stat in (Path(f"/proc/{pid}/stat"), Path(f"/proc/{pid}/task/{pid}/stat")):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        seconds.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+    return seconds[0], seconds[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -106,7 +119,9 @@ async def main() -> None:
                     agent_ids.append(response.json()["id"])
                 await sequential(client, agent_ids[0], 20)  # warm-up
                 latencies = await sequential(client, agent_ids[0], args.runs)
+                cpu_before = server_cpu(server.pid)
                 done, elapsed = await concurrent(client, agent_ids, args.seconds)
+                cpu_after = server_cpu(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -121,6 +136,14 @@ async def main() -> None:
         f"{args.clients} concurrent clients for {elapsed:.1f} s: {done} runs, "
         f"{done / elapsed:.0f} runs/s"
     )
+    if cpu_before and cpu_after:
+        process_ms, loop_ms = (
+            (a - b) * 1000 / done for b, a in zip(cpu_before, cpu_after, strict=True)
+        )
+        print(
+            f"server CPU per run in that phase: {process_ms:.1f} ms, {loop_ms:.1f} ms of it on "
+            f"the event-loop thread (busy {loop_ms * done / elapsed / 10:.0f}% of the time)"
+        )
 
 
 if __name__ == "__main__":
