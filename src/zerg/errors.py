@@ -35,3 +35,9 @@ class Unauthorized(ZergError):
 
 class TooLarge(ZergError):
     code = "payload_too_large"
+
+
+class TooMany(ZergError):
+    """A limit on how much may be waiting or spent was reached; try again later."""
+
+    code = "rate_limited"

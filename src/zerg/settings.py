@@ -84,6 +84,41 @@ class Settings(BaseSettings):
         description="How long a SQLite writer waits for the write lock before failing.",
     )
 
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body the API accepts, in bytes; larger ones are refused "
+        "with 413 before they are read. Webhook deliveries have their own 256 KiB limit.",
+    )
+    model_base_urls: str = Field(
+        default="",
+        description="Comma-separated base URLs an agent's config.base_url may name (e.g. "
+        "http://localhost:11434/v1 for Ollama). The server's provider keys go only to the "
+        "provider's own endpoint, OPENAI_BASE_URL, or these; any other base_url is refused.",
+    )
+    min_schedule_interval_s: int = Field(
+        default=60,
+        ge=1,
+        description="Shortest time allowed between two fires of an agent's cron schedule.",
+    )
+    max_agent_steps: int = Field(
+        default=200,
+        ge=1,
+        description="Ceiling of an agent's config.max_steps (model and tool calls in one run).",
+    )
+    max_queued_runs: int = Field(
+        default=100,
+        ge=1,
+        description="How many runs one agent may have waiting (concurrency: queue); a trigger "
+        "beyond that is refused with 429 queue_full.",
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a process that executes runs looks for unfinished runs that "
+        "no engine workflow will move, and starts or ends them.",
+    )
+
     openai_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("OPENAI_API_KEY", "ZERG_OPENAI_API_KEY"),
@@ -111,6 +146,18 @@ class Settings(BaseSettings):
                 except ValueError as exc:
                     raise ValueError(f"{network!r} is not a CIDR network: {exc}") from None
         return value
+
+    @field_validator("model_base_urls")
+    @classmethod
+    def _check_base_urls(cls, value: str) -> str:
+        for url in (part.strip() for part in value.split(",")):
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an absolute http:// or https:// URL")
+        return value
+
+    @property
+    def allowed_model_base_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.model_base_urls.split(",") if u.strip())
 
     @property
     def allowed_networks(self) -> tuple[str, ...]:

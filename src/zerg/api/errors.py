@@ -15,6 +15,7 @@ from zerg.errors import (
     InvalidInput,
     NotFound,
     TooLarge,
+    TooMany,
     Unauthorized,
     ZergError,
 )
@@ -28,6 +29,7 @@ _STATUS_OF: dict[type[ZergError], int] = {
     Forbidden: 403,
     Unauthorized: 401,
     TooLarge: 413,
+    TooMany: 429,
 }
 
 _CODE_OF_STATUS = {

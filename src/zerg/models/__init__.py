@@ -5,6 +5,7 @@ The `*_table` names are the same tables for SQLAlchemy Core statements (the run 
 
 from zerg.models.agents import Agent, agents_table
 from zerg.models.base import Base
+from zerg.models.instance import Instance
 from zerg.models.runs import Run, runs_table
 from zerg.models.threads import Message, Thread, messages_table, threads_table
 from zerg.models.triggers import Trigger
@@ -13,6 +14,7 @@ from zerg.models.workers import Worker
 __all__ = [
     "Agent",
     "Base",
+    "Instance",
     "Message",
     "Run",
     "Thread",

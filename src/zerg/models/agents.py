@@ -7,11 +7,12 @@ from sqlalchemy import Boolean, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg.db.types import JSONType, UTCDateTime
-from zerg.models.base import Base, Timestamped
+from zerg.models.base import NEVER_REUSE_IDS, Base, Timestamped
 
 
 class Agent(Timestamped, Base):
     __tablename__ = "agents"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -17,6 +17,11 @@ NAMING_CONVENTION = {
 }
 
 
+# SQLite reuses the largest id after a delete unless a table is AUTOINCREMENT; an id that comes
+# back would name two objects (in URLs, logs and the run engine). PostgreSQL never reuses them.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

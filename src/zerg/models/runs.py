@@ -8,11 +8,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg import clock
 from zerg.db.types import JSONType, UTCDateTime
-from zerg.models.base import Base
+from zerg.models.base import NEVER_REUSE_IDS, Base
 
 
 class Run(Base):
     __tablename__ = "runs"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
@@ -39,6 +40,12 @@ class Run(Base):
     # The executor (`zerg worker --id`, or `local` for `zerg serve`) that last began executing
     # the run: after a takeover, the worker that finished it.
     executor_id: Mapped[str | None] = mapped_column(String(128))
+    # The run's identity in the run engine (`run-<uuid>`): unique whatever was deleted or reset,
+    # so a run can never be mistaken for another run's workflow.
+    workflow_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 of a webhook delivery's body: a replay of the same signed body is recognised even
+    # under a new delivery id.
+    delivery_hash: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 runs_table = cast(Table, Run.__table__)

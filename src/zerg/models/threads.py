@@ -8,11 +8,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg import clock
 from zerg.db.types import JSONType, UTCDateTime
-from zerg.models.base import Base, Timestamped
+from zerg.models.base import NEVER_REUSE_IDS, Base, Timestamped
 
 
 class Thread(Timestamped, Base):
     __tablename__ = "threads"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
@@ -25,6 +26,7 @@ class Message(Base):
     """One message of a thread; `id` order is the conversation order."""
 
     __tablename__ = "messages"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     thread_id: Mapped[int] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"), index=True)

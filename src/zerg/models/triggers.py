@@ -7,11 +7,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg import clock
 from zerg.db.types import UTCDateTime
-from zerg.models.base import Base
+from zerg.models.base import NEVER_REUSE_IDS, Base
 
 
 class Trigger(Base):
     __tablename__ = "triggers"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)

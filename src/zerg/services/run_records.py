@@ -4,6 +4,7 @@ Every statement is built once, at import: on this path building a statement per 
 than running it (a run executes about twenty).
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -55,6 +56,12 @@ _ASSISTANT_METAS = select(_messages.metadata).where(
 )
 
 
+def new_workflow_id() -> str:
+    """A run's identity in the run engine: random, so no deletion or reset can make two runs
+    share one."""
+    return f"run-{uuid.uuid4().hex}"
+
+
 class Recorded(NamedTuple):
     run: RunRead
     created: bool  # False: an earlier run with the same idempotency key
@@ -102,6 +109,7 @@ def record_run(
         "status": RunStatus.QUEUED,
         "idempotency_key": idempotency_key,
         "queued_at": clock.now(),
+        "workflow_id": new_workflow_id(),
     }
     if input is not None:  # else SQL NULL, not a JSON null
         values["input"] = input
