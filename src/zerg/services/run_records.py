@@ -75,6 +75,7 @@ def record_run(
     idempotency_key: str | None,
     db: Connection,
     input: Any = None,
+    delivery_hash: str | None = None,
 ) -> Recorded:
     """Step 1: check the agent can run a task, then record a queued run (the caller commits).
 
@@ -110,6 +111,7 @@ def record_run(
         "idempotency_key": idempotency_key,
         "queued_at": clock.now(),
         "workflow_id": new_workflow_id(),
+        "delivery_hash": delivery_hash,
     }
     if input is not None:  # else SQL NULL, not a JSON null
         values["input"] = input
