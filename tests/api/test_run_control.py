@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from sqlalchemy import event
 
 from tests.support.openai_server import FakeOpenAI, Hang, Text
 from tests.support.waiting import wait_for
@@ -32,6 +34,17 @@ def hanging_agent(client: httpx.Client, server: FakeOpenAI, **fields: Any) -> di
         config={"base_url": f"{server.base_url}/v1", "max_retries": 0},
         **fields,
     )
+
+
+def start_hanging_run(
+    client: httpx.Client, server: FakeOpenAI, **fields: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An agent and its run, once the run's model call hangs on `server`."""
+    server.enqueue(Hang())
+    agent = hanging_agent(client, server, **fields)
+    run: dict[str, Any] = client.post(f"/api/agents/{agent['id']}/task").json()
+    wait_for_model_call(server)
+    return agent, run
 
 
 def wait_for_status(client: httpx.Client, run_id: int, *statuses: str) -> dict[str, Any]:
@@ -95,10 +108,7 @@ def test_queue_runs_one_at_a_time_in_trigger_order(client: httpx.Client, base_ur
 def test_cancel_interrupts_the_in_flight_model_call(
     client: httpx.Client, openai_server: FakeOpenAI
 ) -> None:
-    openai_server.enqueue(Hang())
-    agent = hanging_agent(client, openai_server)
-    run = client.post(f"/api/agents/{agent['id']}/task").json()
-    wait_for_model_call(openai_server)
+    agent, run = start_hanging_run(client, openai_server)
 
     started = time.monotonic()
     response = client.post(f"/api/runs/{run['id']}/cancel")
@@ -163,3 +173,54 @@ def test_timeout_ends_the_run_timed_out_and_says_the_limit(
 def test_cancel_unknown_run_is_404(client: httpx.Client) -> None:
     response = client.post("/api/runs/12345/cancel")
     assert response.status_code == 404 and response.json()["code"] == "not_found"
+
+
+def test_cancel_frees_the_agent_in_the_same_commit(
+    client: httpx.Client, openai_server: FakeOpenAI
+) -> None:
+    agent, run = start_hanging_run(client, openai_server)
+    assert client.get(f"/api/agents/{agent['id']}").json()["status"] == "running"
+
+    cancelled = client.post(f"/api/runs/{run['id']}/cancel").json()
+
+    # No reader ever sees the cancelled run beside a running agent: read at once, no waiting.
+    assert cancelled["status"] == "cancelled"
+    assert client.get(f"/api/agents/{agent['id']}").json()["status"] == "idle"
+
+
+def test_a_trigger_right_after_a_cancel_never_overlaps_the_cut_off_call(
+    client: httpx.Client, openai_server: FakeOpenAI
+) -> None:
+    agent, first = start_hanging_run(client, openai_server)
+    openai_server.set_policy(lambda _body: Text("second"))
+
+    assert client.post(f"/api/runs/{first['id']}/cancel").status_code == 200
+    second = client.post(f"/api/agents/{agent['id']}/task?wait=true&timeout_s=20")
+
+    assert second.status_code == 200 and second.json()["status"] == "succeeded"
+    cut_off, answered = openai_server.requests
+    assert cut_off.state == "cut_off" and answered.state == "completed"
+    assert cut_off.hung_up_at is not None and cut_off.hung_up_at <= answered.arrived_at
+
+
+def test_a_running_run_does_not_poll_the_database(
+    app: FastAPI, client: httpx.Client, openai_server: FakeOpenAI
+) -> None:
+    """A cancel reaches the run as an event: a run waiting on its model costs no queries."""
+    _agent, run = start_hanging_run(client, openai_server)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "runs" in statement:
+            statements.append(statement)
+
+    engine = app.state.database.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        time.sleep(1.5)  # six of the old 0.25 s status polls
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert statements == []
+    assert client.post(f"/api/runs/{run['id']}/cancel").json()["status"] == "cancelled"
+    wait_for(lambda: openai_server.requests[0].state == "cut_off", "the call to be cut off")

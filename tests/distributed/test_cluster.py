@@ -12,6 +12,7 @@ from tests.support.openai_server import FakeOpenAI, Hang, Text
 from tests.support.waiting import wait_for
 from zerg.events import Event, EventBus, EventType
 from zerg.events.postgres import PostgresRelay
+from zerg.services.task_runs import CANCEL_SAFETY_POLL_S
 
 
 def trigger(url: str, agent_id: int, *, wait: bool = True) -> httpx.Response:
@@ -97,4 +98,24 @@ def test_reject_and_queue_hold_across_replicas(cluster: Cluster, openai_server: 
             httpx.get(f"{cluster.apis[1].url}/api/runs/{first.json()['id']}").json()["status"]
             == "succeeded"
         )
+    )
+
+
+def test_a_cancel_on_any_replica_cuts_off_the_call_on_the_worker(
+    cluster: Cluster, openai_server: FakeOpenAI
+) -> None:
+    openai_server.enqueue(Hang())
+    agent = cluster.create_agent("hangs")
+    run = trigger(cluster.apis[0].url, agent["id"], wait=False).json()
+    wait_for(openai_server.count, "the worker's model call")
+
+    cancelled = httpx.post(f"{cluster.apis[1].url}/api/runs/{run['id']}/cancel").json()
+
+    assert cancelled["status"] == "cancelled"
+    assert httpx.get(f"{cluster.apis[0].url}/api/agents/{agent['id']}").json()["status"] == "idle"
+    # The cancel reaches the worker over LISTEN/NOTIFY, well before its safety poll would.
+    wait_for(
+        lambda: openai_server.requests[0].state == "cut_off",
+        "the worker to cut off the call",
+        timeout_s=CANCEL_SAFETY_POLL_S / 2,
     )

@@ -34,7 +34,7 @@ async def test_bookkeeping_runs_on_the_loop_and_other_calls_on_threads(
     threads: dict[str, int] = {}
     finished = asyncio.Event()
 
-    async def execute(run_id: int) -> None:
+    async def execute(run_id: int, workflow_id: str | None) -> None:
         threads["loop"] = threading.get_ident()
         # Anything else sent to a thread still gets one.
         threads["to_thread"] = await asyncio.to_thread(threading.get_ident)
@@ -43,7 +43,7 @@ async def test_bookkeeping_runs_on_the_loop_and_other_calls_on_threads(
     engine = RunEngine(Settings(data_dir=tmp_path), execute, "embedded")
     await asyncio.to_thread(engine.launch)
     try:
-        await engine.submit(1, 1, queued=False)
+        await engine.submit(1, 1, "run-inline-test", queued=False)
         await asyncio.wait_for(finished.wait(), 30)
         await asyncio.sleep(0.2)  # the outcome is recorded after the body returns
     finally:

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pytest
@@ -110,6 +110,8 @@ class RecordedRequest:
     body: dict[str, Any]
     headers: dict[str, str]  # lower-cased names
     state: str = "pending"  # "pending" -> "completed" (response fully sent) or "cut_off"
+    arrived_at: float = field(default_factory=time.monotonic)
+    hung_up_at: float | None = None  # when the client hung up (time.monotonic), if it did
 
     @property
     def authorization(self) -> str | None:
@@ -253,6 +255,7 @@ class FakeOpenAI:
         async def watch() -> None:  # the server only learns of a hang-up by receiving
             while (await receive())["type"] != "http.disconnect":
                 pass
+            record.hung_up_at = time.monotonic()
             disconnected.set()
 
         watcher = asyncio.create_task(watch())

@@ -1,7 +1,8 @@
 """Engine and session factory for SQLite (embedded) and PostgreSQL (distributed)."""
 
+import os
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,19 @@ from zerg.settings import Settings
 # a run rewrites the same hot pages (indexes, the newest rows), so fewer, larger checkpoints
 # copy each of them once; the task-run benchmark's p95 fell from ~13 to ~11 ms.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file `path` readable by its owner only (0600), in a directory created
+    0700, before SQLite opens it: the database holds secrets (webhook and notification signing
+    secrets) and what runs read and wrote. SQLite gives its -wal and -shm files the database
+    file's permissions.
+
+    An existing directory or file keeps its permissions: it may be shared on purpose.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
@@ -35,7 +49,7 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
 
 
 def create_db_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
-    """An engine for `url`; a SQLite file's directory is created when missing."""
+    """An engine for `url`; a missing SQLite file and directory are created private."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -43,7 +57,7 @@ def create_db_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
             # SQLite does not expand "~" (e.g. ZERG_DATA_DIR=~/zerg): expand it here, so the
             # file opened is in the directory created.
             path = Path(database).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)
             parsed = parsed.set(database=str(path))
         engine = create_engine(
             parsed, connect_args={"check_same_thread": False}, pool_size=20, max_overflow=20

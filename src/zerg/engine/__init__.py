@@ -2,9 +2,16 @@
 
 from zerg.engine.dbos_engine import (
     EMBEDDED_EXECUTOR_ID,
+    ENDED_STATUSES,
     EngineMode,
     RunEngine,
     engine_database_url,
 )
 
-__all__ = ["EMBEDDED_EXECUTOR_ID", "EngineMode", "RunEngine", "engine_database_url"]
+__all__ = [
+    "EMBEDDED_EXECUTOR_ID",
+    "ENDED_STATUSES",
+    "EngineMode",
+    "RunEngine",
+    "engine_database_url",
+]

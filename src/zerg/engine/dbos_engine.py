@@ -12,8 +12,10 @@ dequeues DBOS's internal queue, where recovered workflows go — they enqueue wi
 stable executor id and execute what the queues hold.
 """
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +32,8 @@ from dbos import (
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 
-from zerg.db.engine import WAL_AUTOCHECKPOINT_PAGES
+from zerg import clock
+from zerg.db.engine import WAL_AUTOCHECKPOINT_PAGES, private_sqlite_file
 from zerg.engine import inline
 from zerg.settings import Settings
 
@@ -45,6 +48,7 @@ APP_NAME = "zerg"
 # a time per agent (the partition).
 AGENT_QUEUE = "zerg-agent-runs"
 _MAX_PRIORITY = 2**31 - 1
+_STATUS_BATCH = 500
 # How often the queue is polled. Workers take every run from it, so they poll often; embedded
 # mode queues only the runs of `concurrency: queue` agents, and each poll costs CPU (a few ms
 # on SQLite) even when nothing waits.
@@ -56,19 +60,24 @@ QUEUE_POLL_S: dict[str, float] = {"embedded": 0.1, "worker": 0.05, "api": 0.05}
 EngineMode = Literal["embedded", "api", "worker"]
 EMBEDDED_EXECUTOR_ID = "local"
 
-Executor = Callable[[int], Awaitable[None]]
+# Called with the run id and the id of the workflow executing it: a run executes only under
+# the workflow id stored on it, so a stale workflow can never execute another run.
+Executor = Callable[[int, str | None], Awaitable[None]]
 _executor: Executor | None = None
+# Workflows that ended without finishing their run (the reconciliation ends such runs).
+ENDED_STATUSES = frozenset({"SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 
 
-def workflow_id(run_id: int) -> str:
-    return f"run-{run_id}"
+def notify_workflow_id(run_workflow_id: str) -> str:
+    """The run's notification workflow: derived from its own, so it is as unique."""
+    return "notify-" + run_workflow_id.removeprefix("run-")
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)
 async def _task_run_workflow(run_id: int) -> None:
     if _executor is None:  # pragma: no cover - the engine sets it before launch
         raise RuntimeError("run engine not launched")
-    await _executor(run_id)
+    await _executor(run_id, DBOS.workflow_id)
 
 
 Notifier = Callable[[int], Awaitable[None]]
@@ -105,7 +114,9 @@ def engine_database_url(settings: Settings) -> str:
 
 
 def _sqlite_engine(url: str) -> sa.Engine:
-    """DBOS's own SQLite settings, plus WAL and synchronous=NORMAL (~10x cheaper enqueues)."""
+    """DBOS's own SQLite settings, plus WAL and synchronous=NORMAL (~10x cheaper enqueues), on a
+    file created private like the main database's."""
+    private_sqlite_file(Path(make_url(url).database or ""))
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -120,16 +131,55 @@ def _sqlite_engine(url: str) -> sa.Engine:
     return engine
 
 
-def _enqueue_options(run_id: int, agent_id: int) -> EnqueueOptions:
+def _enqueue_options(run_id: int, agent_id: int, workflow_id: str) -> EnqueueOptions:
     """A run on the workers' queue: one at a time per agent, in the order runs were recorded."""
     return {
         "workflow_name": WORKFLOW_NAME,
         "queue_name": AGENT_QUEUE,
-        "workflow_id": workflow_id(run_id),
+        "workflow_id": workflow_id,
         "app_version": APPLICATION_VERSION,
         "queue_partition_key": str(agent_id),
         "priority": min(run_id, _MAX_PRIORITY),
     }
+
+
+def claim_engine_file(path: Path, instance_id: str) -> None:
+    """Make the embedded engine file at `path` belong to database `instance_id`.
+
+    A file that names another database is moved aside (its workflows are runs of a database
+    that is gone) with a warning that says where; a file that names none (made before files
+    were named) is adopted.
+    """
+    if path.exists():
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            owner = _engine_file_owner(conn)
+        if owner is not None and owner != instance_id:
+            aside = path.with_name(f"{path.stem}.orphaned-{clock.now():%Y%m%dT%H%M%S}{path.suffix}")
+            for suffix in ("", "-wal", "-shm"):
+                companion = Path(f"{path}{suffix}")
+                if companion.exists():
+                    companion.rename(f"{aside}{suffix}")
+            logger.warning(
+                "the run engine file %s belongs to another Zerg database (its runs are not in "
+                "this one): moved it to %s and started a fresh one; delete it once you no "
+                "longer need it",
+                path,
+                aside,
+            )
+    private_sqlite_file(path)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        # Names the Zerg database the file belongs to.
+        conn.execute("CREATE TABLE IF NOT EXISTS zerg_instance (id TEXT NOT NULL)")
+        if _engine_file_owner(conn) is None:
+            conn.execute("INSERT INTO zerg_instance (id) VALUES (?)", (instance_id,))
+
+
+def _engine_file_owner(conn: sqlite3.Connection) -> str | None:
+    try:
+        row = conn.execute("SELECT id FROM zerg_instance").fetchone()
+    except sqlite3.OperationalError:  # no such table: a file made before files were named
+        return None
+    return None if row is None else str(row[0])
 
 
 class RunEngine:
@@ -163,9 +213,14 @@ class RunEngine:
             return self.settings.resolved_executor_id
         return EMBEDDED_EXECUTOR_ID
 
-    def launch(self) -> None:
+    def launch(self, instance_id: str | None = None) -> None:
         """Start DBOS (it resumes this executor's pending runs in the background); an API
-        replica only connects a client that enqueues."""
+        replica only connects a client that enqueues.
+
+        `instance_id` names Zerg's database: an embedded engine file that belongs to another
+        database (the user deleted zerg.db but not the file beside it) is moved aside and a
+        fresh one started, so no old workflow is mistaken for a run of this database.
+        """
         url = engine_database_url(self.settings)
         if self.distributed and url.startswith("sqlite"):
             raise ValueError(
@@ -192,9 +247,10 @@ class RunEngine:
             "notification_listener_polling_interval_sec": 0.1,
         }
         if url.startswith("sqlite"):
-            Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
             self._system_engine = _sqlite_engine(url)
             config["system_database_engine"] = self._system_engine
+            if instance_id is not None:
+                claim_engine_file(Path(make_url(url).database or ""), instance_id)
         dbos = DBOS(config=config)
         DBOS.launch()
         if self.mode == "embedded" and url.startswith("sqlite"):
@@ -208,18 +264,19 @@ class RunEngine:
         )
         self.launched = True
 
-    async def submit(self, run_id: int, agent_id: int, *, queued: bool) -> None:
+    async def submit(self, run_id: int, agent_id: int, workflow_id: str, *, queued: bool) -> None:
         """Record the run's workflow durably, then start it at once on the running event loop,
         or — `queued` — queue it behind the agent's other runs.
 
         In distributed mode every run is queued for the workers, one at a time per agent (an
         agent with `concurrency: reject` never has two active runs anyway).
-        Submitting a run twice is harmless: the workflow id is derived from the run id.
+        Submitting a run twice is harmless: its workflow id is stored on the run.
         """
         if self._client is not None:
-            await self._client.enqueue_async(_enqueue_options(run_id, agent_id), run_id)
+            options = _enqueue_options(run_id, agent_id, workflow_id)
+            await self._client.enqueue_async(options, run_id)
             return
-        with SetWorkflowID(workflow_id(run_id)):
+        with SetWorkflowID(workflow_id):
             if not queued:
                 await DBOS.start_workflow_async(_task_run_workflow, run_id)
                 return
@@ -230,24 +287,44 @@ class RunEngine:
             with SetEnqueueOptions(queue_partition_key=str(agent_id), priority=priority):
                 await self._queue.enqueue_async(_task_run_workflow, run_id)
 
-    def enqueue_in_transaction(self, db: Connection, run_id: int, agent_id: int) -> None:
+    def enqueue_in_transaction(
+        self, db: Connection, run_id: int, agent_id: int, workflow_id: str
+    ) -> None:
         """Distributed mode: queue the run for the workers in the caller's transaction on the
         same PostgreSQL database, so the run and its workflow commit (or vanish) together."""
         assert self._client is not None, "only distributed mode enqueues in a transaction"
-        self._client.enqueue_in_transaction(db, _enqueue_options(run_id, agent_id), run_id)
+        options = _enqueue_options(run_id, agent_id, workflow_id)
+        self._client.enqueue_in_transaction(db, options, run_id)
 
-    async def notify(self, run_id: int) -> None:
+    async def notify(self, run_id: int, workflow_id: str) -> None:
         """Durably deliver the finished run's notification, retried with backoff; starting it
-        twice is harmless (the workflow id is derived from the run id)."""
-        with SetWorkflowID(f"notify-{run_id}"):
+        twice is harmless (its workflow id is derived from the run's)."""
+        with SetWorkflowID(notify_workflow_id(workflow_id)):
             await DBOS.start_workflow_async(_notify_workflow, run_id)
 
-    async def cancel(self, run_id: int) -> None:
+    async def cancel(self, workflow_id: str) -> None:
         """Make sure a run still waiting in the queue never starts."""
         if self._client is not None:
-            await self._client.cancel_workflow_async(workflow_id(run_id))
+            await self._client.cancel_workflow_async(workflow_id)
             return
-        await DBOS.cancel_workflow_async(workflow_id(run_id))
+        await DBOS.cancel_workflow_async(workflow_id)
+
+    async def workflow_statuses(self, workflow_ids: Sequence[str]) -> dict[str, str]:
+        """The engine's status (`PENDING`, `ENQUEUED`, `SUCCESS`, ...) of each workflow it
+        knows among `workflow_ids`; a missing id has no workflow."""
+        found: dict[str, str] = {}
+        for start in range(0, len(workflow_ids), _STATUS_BATCH):
+            batch = list(workflow_ids[start : start + _STATUS_BATCH])
+            if self._client is not None:
+                listed = await self._client.list_workflows_async(
+                    workflow_ids=batch, load_input=False, load_output=False
+                )
+            else:
+                listed = await DBOS.list_workflows_async(
+                    workflow_ids=batch, load_input=False, load_output=False
+                )
+            found.update((w.workflow_id, w.status) for w in listed)
+        return found
 
     def recover_executor(self, executor_id: str) -> int:
         """Take over the pending runs of a dead worker: they go back to their queue, where a

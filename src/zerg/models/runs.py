@@ -1,5 +1,6 @@
 """The `runs` table: one row per task run, its status moved only by the run state machine."""
 
+import uuid
 from datetime import datetime
 from typing import Any, cast
 
@@ -9,6 +10,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from zerg import clock
 from zerg.db.types import JSONType, UTCDateTime
 from zerg.models.base import NEVER_REUSE_IDS, Base
+
+
+def new_workflow_id() -> str:
+    """A run's identity in the run engine: random, so no deletion or reset can make two runs
+    share one."""
+    return f"run-{uuid.uuid4().hex}"
 
 
 class Run(Base):
@@ -42,7 +49,7 @@ class Run(Base):
     executor_id: Mapped[str | None] = mapped_column(String(128))
     # The run's identity in the run engine (`run-<uuid>`): unique whatever was deleted or reset,
     # so a run can never be mistaken for another run's workflow.
-    workflow_id: Mapped[str] = mapped_column(String(64), unique=True)
+    workflow_id: Mapped[str] = mapped_column(String(64), unique=True, default=new_workflow_id)
     # SHA-256 of a webhook delivery's body: a replay of the same signed body is recognised even
     # under a new delivery id.
     delivery_hash: Mapped[str | None] = mapped_column(String(64), index=True)

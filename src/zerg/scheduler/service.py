@@ -8,15 +8,15 @@ compare-and-set UPDATE, and the run it starts carries the idempotency key
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
 from zerg import clock
 from zerg.db import Database
-from zerg.errors import Conflict, ZergError
+from zerg.errors import Conflict, TooMany, ZergError
 from zerg.models import Agent
-from zerg.scheduler.cron import due_between, next_fire_time
+from zerg.scheduler.cron import CronError, due_between, last_fire_before, next_fire_time
 from zerg.services.task_runs import TaskRuns
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ class SchedulerService:
         self.database = database
         self.task_runs = task_runs
         self.interval_s = interval_s
-        self.skipped = 0  # fires not run: missed while down, or the agent was busy
+        self.skipped = 0  # fires not run because the agent was busy
+        self.missed = 0  # stretches of fires missed while no scheduler ran (each logged)
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -63,7 +64,15 @@ class SchedulerService:
         for agent_id, schedule, timezone, cursor, missed_fires in due:
             if schedule is None or cursor is None:
                 continue  # filtered out by the query; here for the type checker
-            for fire in self._claim(agent_id, schedule, timezone, cursor, missed_fires, now):
+            try:
+                fires = self._claim(agent_id, schedule, timezone, cursor, missed_fires, now)
+            except CronError as exc:
+                self._stop(agent_id, cursor, exc)
+                continue
+            except Exception:  # one agent's trouble must not hold up the others' fires
+                logger.exception("agent %s: cannot claim its due fires", agent_id)
+                continue
+            for fire in fires:
                 claimed.append(await self._fire(agent_id, fire))
         return claimed
 
@@ -79,40 +88,57 @@ class SchedulerService:
         """Move the agent's cursor past `now`; the process whose UPDATE wins fires.
 
         Every fire still on time runs; of those missed while nothing was running, the policy
-        keeps the latest (`run_once`) or none (`skip`).
+        keeps the latest (`run_once`) or none (`skip`). Only the on-time window is walked;
+        the latest missed fire is found directly, so a long downtime costs no more work than
+        a short one.
         """
-        fires = [cursor, *due_between(schedule, timezone, cursor, now)]
-        missed = [f for f in fires if (now - f).total_seconds() > MISSED_AFTER_S]
-        chosen = [f for f in fires if f not in missed]
-        if missed and missed_fires == "run_once":
-            chosen.insert(0, missed[-1])
+        on_time_from = now - timedelta(seconds=MISSED_AFTER_S)
+        latest_missed = None
+        if cursor < on_time_from:
+            # The cursor is itself a fire: nothing before it is ever fired (again).
+            latest_missed = max(cursor, last_fire_before(schedule, timezone, on_time_from))
+            on_time = due_between(schedule, timezone, latest_missed, now)
+        else:
+            on_time = [cursor, *due_between(schedule, timezone, cursor, now)]
+        if not self._move_cursor(agent_id, cursor, next_fire_time(schedule, timezone, now)):
+            return []  # another process claimed these fires
+        if latest_missed is None:
+            return on_time
+        self.missed += 1
+        logger.info(
+            "agent %s: fires from %s to %s were missed while no scheduler ran; %s "
+            "(missed_fires=%s)",
+            agent_id,
+            cursor.isoformat(),
+            latest_missed.isoformat(),
+            "running the latest" if missed_fires == "run_once" else "skipping them",
+            missed_fires,
+        )
+        return [latest_missed, *on_time] if missed_fires == "run_once" else on_time
+
+    def _move_cursor(self, agent_id: int, cursor: datetime, to: datetime | None) -> bool:
+        """Compare-and-set of the agent's cursor; False when another process moved it first."""
         with self.database.session() as session:
             moved = session.execute(
                 update(Agent)
                 .where(Agent.id == agent_id, Agent.next_run_at == cursor)
-                .values(next_run_at=next_fire_time(schedule, timezone, now))
+                .values(next_run_at=to)
                 .execution_options(synchronize_session=False)
             )
             session.commit()
-        if getattr(moved, "rowcount", 0) != 1:
-            return []  # another process claimed these fires
-        skipped = [f for f in fires if f not in chosen]
-        if skipped:
-            self.skipped += len(skipped)
-            logger.info(
-                "agent %s: skipped %d missed fire(s) (missed_fires=%s), first %s",
-                agent_id,
-                len(skipped),
-                missed_fires,
-                skipped[0].isoformat(),
-            )
-        return chosen
+        return getattr(moved, "rowcount", 0) == 1
+
+    def _stop(self, agent_id: int, cursor: datetime, exc: CronError) -> None:
+        """An agent whose stored schedule cannot fire stops being due (until its schedule is
+        changed), instead of failing every tick."""
+        if self._move_cursor(agent_id, cursor, None):
+            logger.warning("agent %s: schedule stopped: %s", agent_id, exc)
 
     async def _fire(self, agent_id: int, fire: datetime) -> str:
         key = fire_key(agent_id, fire)
         try:
             await self.task_runs.trigger(agent_id, trigger="schedule", idempotency_key=key)
-        except Conflict as exc:  # the agent is busy and rejects: a skipped fire, not an error
+        except (Conflict, TooMany) as exc:  # busy and rejects, or its queue is full: skipped
             self.skipped += 1
             logger.info("agent %s: skipped fire %s: %s", agent_id, fire.isoformat(), exc.detail)
         except ZergError as exc:

@@ -4,15 +4,14 @@ Every statement is built once, at import: on this path building a statement per 
 than running it (a run executes about twenty).
 """
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from zerg import clock
-from zerg.errors import Conflict, InvalidInput, NotFound
+from zerg.errors import Conflict, InvalidInput, NotFound, TooMany
 from zerg.models import agents_table, messages_table, runs_table
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
@@ -24,16 +23,32 @@ _AGENT_FOR_RUN = select(_agents.task_instructions, _agents.concurrency).where(
 )
 _RUN_BY_KEY = select(runs_table).where(_runs.idempotency_key == bindparam("key"))
 _RUN_IN_SLOT = select(_runs.id, _runs.status).where(_runs.slot_agent_id == bindparam("agent_id"))
+_QUEUED_COUNT = select(func.count()).where(
+    _runs.agent_id == bindparam("agent_id"), _runs.status == RunStatus.QUEUED
+)
 _INSERT_RUN = insert(runs_table).returning(*runs_table.c)
 _LOAD_JOB = (
     select(_runs.id, _runs.status, _runs.trigger, _runs.thread_id, _runs.input)
     .add_columns(_runs.queued_at, _runs.started_at, _agents.id, _agents.model, _agents.config)
     .add_columns(_agents.tools, _agents.system_instructions, _agents.task_instructions)
-    .add_columns(_agents.timeout_s, _agents.notify_url)
+    .add_columns(_agents.timeout_s, _agents.notify_url, _runs.workflow_id)
     .join_from(runs_table, agents_table, _runs.agent_id == _agents.id)
     .where(_runs.id == bindparam("run_id"))
 )
 _RUN_STATUS = select(_runs.status).where(_runs.id == bindparam("run_id"))
+_RUN_WORKFLOW = select(_runs.workflow_id).where(_runs.id == bindparam("run_id"))
+_CANCELLED_AMONG = select(_runs.id).where(
+    _runs.id.in_(bindparam("run_ids", expanding=True)), _runs.status == RunStatus.CANCELLED
+)
+_OPEN_RUNS = (
+    select(_runs.id, _runs.agent_id, _runs.workflow_id, _agents.concurrency)
+    .join_from(runs_table, agents_table, _runs.agent_id == _agents.id)
+    .where(
+        or_(_runs.status == RunStatus.QUEUED, _runs.status == RunStatus.RUNNING),
+        _runs.queued_at <= bindparam("cutoff"),
+    )
+    .order_by(_runs.id)
+)
 # Updates set the columns given at execution.
 _UPDATE_RUNNING = (
     update(runs_table)
@@ -56,16 +71,11 @@ _ASSISTANT_METAS = select(_messages.metadata).where(
 )
 
 
-def new_workflow_id() -> str:
-    """A run's identity in the run engine: random, so no deletion or reset can make two runs
-    share one."""
-    return f"run-{uuid.uuid4().hex}"
-
-
 class Recorded(NamedTuple):
     run: RunRead
     created: bool  # False: an earlier run with the same idempotency key
     queued: bool  # waits its turn behind the agent's other runs (`concurrency: queue`)
+    workflow_id: str  # the run's identity in the run engine
 
 
 def record_run(
@@ -76,10 +86,12 @@ def record_run(
     db: Connection,
     input: Any = None,
     delivery_hash: str | None = None,
+    max_queued: int | None = None,
 ) -> Recorded:
     """Step 1: check the agent can run a task, then record a queued run (the caller commits).
 
-    A known idempotency key returns the earlier run.
+    A known idempotency key returns the earlier run. An agent with `concurrency: queue` holds
+    at most `max_queued` waiting runs; one more is refused (`TooMany`).
     """
     agent = db.execute(_AGENT_FOR_RUN, {"agent_id": agent_id}).one_or_none()
     if agent is None:
@@ -92,7 +104,12 @@ def record_run(
     if idempotency_key is not None:
         existing = db.execute(_RUN_BY_KEY, {"key": idempotency_key}).one_or_none()
         if existing is not None:
-            return Recorded(RunRead.model_validate(existing), False, existing.slot_agent_id is None)
+            return Recorded(
+                RunRead.model_validate(existing),
+                False,
+                existing.slot_agent_id is None,
+                existing.workflow_id,
+            )
     slot = None
     if agent.concurrency == "reject":
         busy = db.execute(_RUN_IN_SLOT, {"agent_id": agent_id}).one_or_none()
@@ -103,6 +120,14 @@ def record_run(
                 code="agent_busy",
             )
         slot = agent_id
+    elif max_queued is not None:
+        waiting = db.execute(_QUEUED_COUNT, {"agent_id": agent_id}).scalar_one()
+        if waiting >= max_queued:
+            raise TooMany(
+                f"agent {agent_id} already has {waiting} runs waiting, the most one agent may "
+                "have (ZERG_MAX_QUEUED_RUNS); wait for some to finish or cancel them",
+                code="queue_full",
+            )
     values: dict[str, Any] = {
         "slot_agent_id": slot,
         "agent_id": agent_id,
@@ -110,13 +135,12 @@ def record_run(
         "status": RunStatus.QUEUED,
         "idempotency_key": idempotency_key,
         "queued_at": clock.now(),
-        "workflow_id": new_workflow_id(),
         "delivery_hash": delivery_hash,
     }
     if input is not None:  # else SQL NULL, not a JSON null
         values["input"] = input
     row = db.execute(_INSERT_RUN, values).one()
-    return Recorded(RunRead.model_validate(row), True, slot is None)
+    return Recorded(RunRead.model_validate(row), True, slot is None, row.workflow_id)
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,7 @@ class RunJob:
     task_instructions: str | None
     timeout_s: int
     notify_url: str | None
+    workflow_id: str
 
 
 def load_job(db: Connection, run_id: int) -> RunJob | None:
@@ -149,6 +174,28 @@ def load_job(db: Connection, run_id: int) -> RunJob | None:
 def run_status(db: Connection, run_id: int) -> str | None:
     status: str | None = db.execute(_RUN_STATUS, {"run_id": run_id}).scalar()
     return status
+
+
+def workflow_of(db: Connection, run_id: int) -> str:
+    workflow_id: str = db.execute(_RUN_WORKFLOW, {"run_id": run_id}).scalar_one()
+    return workflow_id
+
+
+def cancelled_among(db: Connection, run_ids: list[int]) -> list[int]:
+    """Which of `run_ids` are cancelled."""
+    return list(db.execute(_CANCELLED_AMONG, {"run_ids": run_ids}).scalars())
+
+
+class OpenRun(NamedTuple):
+    id: int
+    agent_id: int
+    workflow_id: str
+    concurrency: str
+
+
+def open_runs(db: Connection, queued_before: datetime) -> list[OpenRun]:
+    """Runs queued or running that were recorded at or before `queued_before`, oldest first."""
+    return [OpenRun(*row) for row in db.execute(_OPEN_RUNS, {"cutoff": queued_before})]
 
 
 def update_running(db: Connection, run_id: int, fields: dict[str, Any]) -> RunRead | None:

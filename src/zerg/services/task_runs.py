@@ -8,7 +8,7 @@ the run from its thread.
 import asyncio
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -19,10 +19,10 @@ from zerg.agents.models import describe_model_error
 from zerg.agents.runner import AgentRunner, run_tracing_hooks_inline
 from zerg.agents.tools import HttpGetPolicy
 from zerg.db import Database
-from zerg.engine import EngineMode, RunEngine
+from zerg.engine import ENDED_STATUSES, EngineMode, RunEngine
 from zerg.errors import Conflict
-from zerg.events import EventBus, EventType
-from zerg.models import Agent, Run
+from zerg.events import Event, EventBus, EventType
+from zerg.models import Agent, Instance, Run
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.schemas.threads import MessageRead, ThreadRead, ThreadType
@@ -31,13 +31,16 @@ from zerg.services.run_records import (
     Recorded,
     RunJob,
     agent_after_run,
+    cancelled_among,
     load_job,
+    open_runs,
     record_run,
     run_status,
     set_agent_status,
     update_finished,
     update_running,
     usage_of_thread,
+    workflow_of,
 )
 from zerg.services.runs import FINAL_STATUSES, read_run, transition_run
 from zerg.services.threads import ThreadService
@@ -46,8 +49,12 @@ from zerg.settings import Settings
 logger = logging.getLogger(__name__)
 
 CANCELLED_BY_REQUEST = "cancelled on request"
-# How often a running run checks whether it was cancelled (possibly by another process).
-CANCEL_POLL_S = 0.25
+# A cancel reaches the process executing the run as an event (in process, or over LISTEN/NOTIFY
+# from another one); in distributed mode a poll this often catches one lost on the way.
+CANCEL_SAFETY_POLL_S = 5.0
+# The periodic reconciliation leaves runs younger than this alone: their trigger may still be
+# handing them to the engine.
+RECONCILE_GRACE_S = 30.0
 # How often a waiting request re-reads its run besides listening for its events.
 WAIT_RECHECK_S = 2.0
 
@@ -88,31 +95,28 @@ class TaskRuns:
         )
         self._lock = asyncio.Lock()
         self._lock_loop: asyncio.AbstractEventLoop | None = None
+        # Runs executing in this process: run id -> (agent id, the task executing it).
+        self._executing: dict[int, tuple[int, asyncio.Task[Any]]] = {}
+        self._background: list[asyncio.Task[None]] = []
+        bus.add_listener(self._interrupt_if_cancelled)
         run_tracing_hooks_inline()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def launch(self) -> None:
-        """Start the engine and make sure every unfinished run has its workflow.
-
-        DBOS resumes the workflows it knows; a run recorded just before a crash, whose
-        workflow was never started, is submitted here (submitting twice is harmless).
-        An API replica leaves that to the workers.
-        """
-        await asyncio.to_thread(self.engine.launch)
+        """Start the engine, give every unfinished run a workflow that will move it, and keep
+        checking that (an API replica leaves all that to the workers)."""
+        with self.database.transaction() as db:
+            instance_id = db.execute(select(Instance.id)).scalar_one()
+        await asyncio.to_thread(self.engine.launch, instance_id)
         if self.engine.mode == "api":
             return
-        with self.database.session() as session:
-            open_runs = session.execute(
-                select(Run.id, Run.agent_id, Agent.concurrency)
-                .join(Agent, Agent.id == Run.agent_id)
-                .where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-                .order_by(Run.id)
-            ).all()
-        for run_id, agent_id, concurrency in open_runs:
-            await self.engine.submit(run_id, agent_id, queued=concurrency == "queue")
+        await self.reconcile()
         if self.engine.mode == "embedded":
             self._release_stuck_agents()
+        self._background.append(asyncio.create_task(self._reconcile_forever()))
+        if self.engine.distributed:
+            self._background.append(asyncio.create_task(self._poll_cancels_forever()))
 
     def _release_stuck_agents(self) -> None:
         """An agent marked `running` without an unfinished run is left over from a crash at
@@ -132,7 +136,58 @@ class TaskRuns:
             session.commit()
 
     def shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+        self._background.clear()
         self.engine.shutdown()
+
+    # -- reconciliation --------------------------------------------------------------------
+
+    async def reconcile(self, *, grace_s: float = 0.0) -> int:
+        """Make sure no unfinished run waits for a workflow that will never move it: start
+        the run whose workflow is missing (recorded just before a crash, or the engine's
+        records were lost), and end `failed` the run whose workflow ended without finishing
+        it. Leaves runs recorded less than `grace_s` ago alone. Returns how many it mended.
+        """
+        cutoff = clock.now() - timedelta(seconds=grace_s)
+        with self.database.transaction() as db:
+            runs = open_runs(db, cutoff)
+        if not runs:
+            return 0
+        statuses = await self.engine.workflow_statuses([run.workflow_id for run in runs])
+        mended = 0
+        for run in runs:
+            status = statuses.get(run.workflow_id)
+            if status is None:
+                logger.warning("run %s had no workflow in the run engine: starting it", run.id)
+                queued = run.concurrency == "queue"
+                await self.engine.submit(run.id, run.agent_id, run.workflow_id, queued=queued)
+            elif status in ENDED_STATUSES:
+                self._fail_stranded(run.id, status)
+            else:
+                continue
+            mended += 1
+        return mended
+
+    def _fail_stranded(self, run_id: int, status: str) -> None:
+        with self.database.transaction() as db:
+            job = load_job(db, run_id)
+        if job is None:
+            return
+        message = (
+            f"the run engine's workflow for this run ended ({status}) without finishing it; "
+            "start the run again"
+        )
+        logger.warning("run %s: %s", run_id, message)
+        self._finish(job, job.started_at, job.thread_id, RunStatus.FAILED, message)
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reconcile_interval_s)
+            try:
+                await self.reconcile(grace_s=RECONCILE_GRACE_S)
+            except Exception:
+                logger.exception("run reconciliation failed")
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -154,15 +209,15 @@ class TaskRuns:
         # in embedded mode they are enqueued in the order they were recorded, one at a time.
         # (No await in the critical section otherwise: a direct start is not held up.)
         async with self._recording_lock():
-            snapshot, created, queued = self._record(
+            snapshot, created, queued, workflow_id = self._record(
                 agent_id, trigger, idempotency_key, input, delivery_hash
             )
             if created:
                 self.bus.publish(EventType.RUN_CREATED, snapshot.model_dump(mode="json"))
             if created and queued and not self.engine.distributed:
-                await self.engine.submit(snapshot.id, snapshot.agent_id, queued=True)
+                await self.engine.submit(snapshot.id, agent_id, workflow_id, queued=True)
         if created and not queued and not self.engine.distributed:
-            await self.engine.submit(snapshot.id, snapshot.agent_id, queued=False)
+            await self.engine.submit(snapshot.id, agent_id, workflow_id, queued=False)
         return snapshot
 
     def _record(
@@ -183,11 +238,14 @@ class TaskRuns:
                         idempotency_key=idempotency_key,
                         input=input,
                         delivery_hash=delivery_hash,
+                        max_queued=self.settings.max_queued_runs,
                         db=db,
                     )
                     if recorded.created and self.engine.distributed:
                         # The run and its place in the queue commit together.
-                        self.engine.enqueue_in_transaction(db, recorded.run.id, agent_id)
+                        self.engine.enqueue_in_transaction(
+                            db, recorded.run.id, agent_id, recorded.workflow_id
+                        )
                 return recorded
             except IntegrityError:  # the same key raced in from another request
                 if attempt == 2:
@@ -234,17 +292,24 @@ class TaskRuns:
 
     # -- execution -------------------------------------------------------------------------
 
-    async def execute_agent_task(self, run_id: int) -> None:
-        """Steps 2-8 of a task run. Safe to call again for the same run: it resumes."""
+    async def execute_agent_task(self, run_id: int, workflow_id: str | None = None) -> None:
+        """Steps 2-8 of a task run. Safe to call again for the same run: it resumes.
+
+        `workflow_id` is the engine workflow calling: the run executes only under the one
+        stored on it (a workflow left from a deleted run or a reset database does nothing).
+        """
         with self.database.transaction() as db:
             job = load_job(db, run_id)
         if job is None:
             return  # deleted with its agent
+        if workflow_id is not None and workflow_id != job.workflow_id:
+            logger.warning("workflow %s is not run %s's: left alone", workflow_id, run_id)
+            return
         if job.status not in FINAL_STATUSES:  # else finished already: only the notice
             await self._execute(job)
         if job.notify_url is not None:
             # Also when re-entered after a crash: starting the notice twice is harmless.
-            await self.engine.notify(run_id)
+            await self.engine.notify(run_id, job.workflow_id)
 
     async def deliver_notification(self, run_id: int) -> None:
         """One attempt to tell the agent's notify_url that run `run_id` finished."""
@@ -253,7 +318,8 @@ class TaskRuns:
     async def _execute(self, job: RunJob) -> None:
         task = asyncio.current_task()
         assert task is not None
-        watcher = asyncio.create_task(self._watch_for_cancel(job.run_id, task))
+        await self._wait_for_cut_off_runs(job.agent_id, task)
+        self._executing[job.run_id] = (job.agent_id, task)
         started_at, thread_id = job.started_at, job.thread_id
         try:
             begun = self._begin(job)
@@ -285,24 +351,59 @@ class TaskRuns:
             self._finish(job, started_at, thread_id, RunStatus.FAILED, message)
             return
         finally:
-            watcher.cancel()
+            self._executing.pop(job.run_id, None)
         self._finish(job, started_at, thread_id, RunStatus.SUCCEEDED, None)
 
-    async def _watch_for_cancel(self, run_id: int, task: asyncio.Task[Any]) -> None:
-        """Interrupt the run's in-flight model or tool call once the run is cancelled,
-        whichever process cancelled it."""
+    async def _wait_for_cut_off_runs(self, agent_id: int, task: asyncio.Task[Any]) -> None:
+        """A run starts only once the agent's cancelled runs here have let go of their calls:
+        a cancel frees the agent at once, but the cut-off task unwinds a moment later."""
+        loop = task.get_loop()
+        stopping = [
+            other
+            for owner, other in list(self._executing.values())
+            if owner == agent_id and other.cancelling() and other.get_loop() is loop
+        ]
+        if stopping:
+            await asyncio.wait(stopping)
+
+    def _interrupt_if_cancelled(self, event: Event) -> None:
+        """Interrupt the in-flight model or tool call of a run executing here as soon as the
+        run is cancelled, in this process or (the event relayed) in another."""
+        if event.type != EventType.RUN_UPDATED or event.data.get("status") != RunStatus.CANCELLED:
+            return
+        entry = self._executing.get(event.data["id"])
+        if entry is not None:
+            _cancel_task(entry[1])
+
+    async def _poll_cancels_forever(self) -> None:
+        """Catch a cancel whose event was lost (a relay reconnecting): one query for all."""
         while True:
-            await asyncio.sleep(CANCEL_POLL_S)
-            if self._status_of(run_id) == RunStatus.CANCELLED:
-                task.cancel()
-                return
+            await asyncio.sleep(CANCEL_SAFETY_POLL_S)
+            running = list(self._executing)
+            if not running:
+                continue
+            try:
+                with self.database.transaction() as db:
+                    cancelled = cancelled_among(db, running)
+            except Exception:
+                logger.exception("checking for cancelled runs failed")
+                continue
+            for run_id in cancelled:
+                entry = self._executing.get(run_id)
+                if entry is not None:
+                    _cancel_task(entry[1])
 
     def _status_of(self, run_id: int) -> str | None:
         with self.database.transaction() as db:
             return run_status(db, run_id)
 
     async def cancel(self, run_id: int) -> RunRead:
-        """Cancel a queued or running run; a finished one is a conflict."""
+        """Cancel a queued or running run; a finished one is a conflict.
+
+        The run's final status, its agent's status and the freed slot commit together, so no
+        reader sees a cancelled run beside a `running` agent; the event that announces the
+        cancel also interrupts the run's in-flight call wherever it executes.
+        """
         with self.database.transaction() as db:
             run = read_run(run_id, db=db)
             now = clock.now()
@@ -320,9 +421,22 @@ class TaskRuns:
                     "running run can be cancelled",
                     code="run_finished",
                 )
+            # Read from the row as cancelled: whether it had started is decided by the UPDATE.
+            started = cancelled.started_at is not None
+            agent = (
+                agent_after_run(run.agent_id, run_id, RunStatus.CANCELLED, None, now, db=db)
+                if started
+                else None
+            )
+            workflow_id = workflow_of(db, run_id)
         self._publish_run(cancelled)
-        if run.status == RunStatus.QUEUED:  # a run waiting in the engine's queue must never start
-            await self.engine.cancel(run_id)
+        if agent is not None:
+            self.bus.publish(
+                EventType.AGENT_UPDATED,
+                {"id": run.agent_id, "status": agent, "thread_id": cancelled.thread_id},
+            )
+        if not started:  # a run waiting in the engine's queue must never start
+            await self.engine.cancel(workflow_id)
         return cancelled
 
     def _begin(self, job: RunJob) -> tuple[ThreadRead, datetime] | None:
@@ -394,17 +508,15 @@ class TaskRuns:
                 error=error,
                 **totals,
             )
-            if run is None and status == RunStatus.CANCELLED:
-                # Cancelled from outside: record the usage of what ran before the interruption.
+            agent = None
+            if run is not None:
+                agent = agent_after_run(job.agent_id, job.run_id, status, error, now, db=db)
+            elif status == RunStatus.CANCELLED:
+                # Cancelled from outside, agent and all: record the usage of what ran before
+                # the interruption.
                 run = update_finished(db, job.run_id, totals)
             if run is None:
-                return  # deleted with its agent
-            # A late writer (another outcome was recorded first) leaves the agent alone.
-            agent = (
-                agent_after_run(job.agent_id, job.run_id, status, error, now, db=db)
-                if run.status == status
-                else None
-            )
+                return  # deleted with its agent, or another outcome was recorded first
         if agent is not None:
             payload: dict[str, Any] = {
                 "id": job.agent_id,
@@ -442,6 +554,19 @@ def task_message(task_instructions: str, payload: Any) -> str:
         f"{task_instructions}\n\nThe trigger delivered this payload (untrusted data, JSON):\n"
         f"<payload>\n{body}\n</payload>"
     )
+
+
+def _cancel_task(task: asyncio.Task[Any]) -> None:
+    """Cancel `task` now when on its loop's thread, else as soon as its loop runs."""
+    loop = task.get_loop()
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if here is loop:
+        task.cancel()
+    else:
+        loop.call_soon_threadsafe(task.cancel)
 
 
 def _remaining_s(started_at: datetime | None, timeout_s: int) -> float:
