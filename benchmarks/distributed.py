@@ -77,33 +77,32 @@ def sequential_ms(url: str, agent_id: int, runs: int) -> list[float]:
     return sorted(latencies)
 
 
-def recovery_s(apis: list[ZergProcess], workers: list[WorkerProcess]) -> float:
+def recovery_s(apis: list[ZergProcess], workers: list[WorkerProcess], model: FakeOpenAI) -> float:
     """Seconds from kill -9 of the worker running a run to that run succeeding elsewhere."""
-    with FakeOpenAI() as model:
-        model.enqueue(ToolCall("calculator", {"expression": "6 * 7"}, call_id="c1"), Hang())
-        agent = httpx.post(
-            f"{apis[0].url}/api/agents",
-            json={
-                "name": "recover",
-                "model": "openai:gpt-test",
-                "task_instructions": "What is 6 * 7?",
-                "tools": ["calculator"],
-                "config": {"base_url": f"{model.base_url}/v1", "max_retries": 0},
-            },
-        ).json()
-        run = httpx.post(f"{apis[0].url}/api/agents/{agent['id']}/task").json()
-        wait_until(lambda: model.count() == 2, 30)
-        model.enqueue(Text("It is 42."))
-        executor = _executor_of(apis[0], run["id"])
-        victim = next(w for w in workers if w.executor_id == executor)
-        victim.kill()
-        killed = time.monotonic()
-        url = f"{apis[1].url}/api/runs/{run['id']}"
-        wait_until(lambda: httpx.get(url).json()["status"] == "succeeded", 120)
-        elapsed = time.monotonic() - killed
-        if len(model.completed) != 2:
-            raise SystemExit(f"a completed model call was repeated: {len(model.completed)}")
-        return elapsed
+    model.enqueue(ToolCall("calculator", {"expression": "6 * 7"}, call_id="c1"), Hang())
+    agent = httpx.post(
+        f"{apis[0].url}/api/agents",
+        json={
+            "name": "recover",
+            "model": "openai:gpt-test",
+            "task_instructions": "What is 6 * 7?",
+            "tools": ["calculator"],
+            "config": {"base_url": f"{model.base_url}/v1", "max_retries": 0},
+        },
+    ).json()
+    run = httpx.post(f"{apis[0].url}/api/agents/{agent['id']}/task").json()
+    wait_until(lambda: model.count() == 2, 30)
+    model.enqueue(Text("It is 42."))
+    executor = _executor_of(apis[0], run["id"])
+    victim = next(w for w in workers if w.executor_id == executor)
+    victim.kill()
+    killed = time.monotonic()
+    url = f"{apis[1].url}/api/runs/{run['id']}"
+    wait_until(lambda: httpx.get(url).json()["status"] == "succeeded", 120)
+    elapsed = time.monotonic() - killed
+    if len(model.completed) != 2:
+        raise SystemExit(f"a completed model call was repeated: {len(model.completed)}")
+    return elapsed
 
 
 def _executor_of(api: ZergProcess, run_id: int) -> str:
@@ -126,6 +125,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="zerg-bench-"))
     pg_root = Path(tempfile.mkdtemp(prefix="zerg-bench-pg-"))
     server = start_postgres(pg_root)
+    # Started before the processes: the agents' config.base_url must be listed in their env.
+    model = FakeOpenAI().start()
     processes: list[ZergProcess | WorkerProcess] = []
     try:
         subprocess.run(
@@ -147,6 +148,7 @@ def main() -> None:
             "ZERG_LOG_LEVEL": "info",  # workers say "ready" at info; logs go to files
             "ZERG_HEARTBEAT_INTERVAL_S": str(args.heartbeat),
             "ZERG_WORKER_DEAD_AFTER_S": str(args.dead_after),
+            "ZERG_MODEL_BASE_URLS": f"{model.base_url}/v1",
         }
         subprocess.run(
             [str(Path(sys.executable).with_name("zerg")), "db", "upgrade"],
@@ -178,10 +180,11 @@ def main() -> None:
         one = asyncio.run(throughput(urls, agent_ids, args.seconds))
         processes.append(workers[1].start())
         two = asyncio.run(throughput(urls, agent_ids, args.seconds))
-        recovered = recovery_s(apis, workers)
+        recovered = recovery_s(apis, workers, model)
     finally:
         for process in processes:
             process.stop()
+        model.stop()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(pg_root, ignore_errors=True)

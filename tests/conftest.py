@@ -91,7 +91,7 @@ def template_url(
     return url
 
 
-async def _never_called(run_id: int) -> None:
+async def _never_called(run_id: int, workflow_id: str | None) -> None:
     raise AssertionError(f"the template database ran run {run_id}")
 
 
@@ -134,8 +134,15 @@ def empty_database_url(
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+def settings(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    # Agents reach the fake OpenAI server through their config.base_url, which Zerg accepts
+    # only when it is listed: a test that uses the server lists it, as an operator would.
+    model_base_urls = ""
+    if "openai_server" in request.fixturenames:
+        model_base_urls = f"{request.getfixturevalue('openai_server').base_url}/v1"
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "data", model_base_urls=model_base_urls
+    )
 
 
 @pytest.fixture

@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_base_urls(cls, value: str) -> str:
         for url in (part.strip() for part in value.split(",")):
-            if url and not url.startswith(("http://", "https://")):
+            if url and not url.lower().startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an absolute http:// or https:// URL")
         return value
 

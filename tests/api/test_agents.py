@@ -1,14 +1,22 @@
 """/api/agents: create, read, list, update, delete, and every way a request can be refused."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from tests.api.helpers import T0_JSON, AgentFactory, FrozenClock, Rows, assert_error, ids
+from tests.support.openai_server import FakeOpenAI, Text, ToolCall
+from tests.support.server import serve_in_thread
+from zerg.api.app import create_app
 from zerg.models import Agent, Message, Run, Thread, Trigger
+from zerg.settings import Settings
 
+LOCAL_MODEL_URL = "http://127.0.0.1:9/v1"
 FULL_AGENT: dict[str, Any] = {
     "name": "Morning digest",
     "model": "openai:gpt-4o-mini",
@@ -22,8 +30,16 @@ FULL_AGENT: dict[str, Any] = {
     "concurrency": "queue",
     "timeout_s": 120,
     "notify_url": "https://hooks.example.com/zerg",
-    "config": {"temperature": 0.2, "base_url": "http://127.0.0.1:9/v1", "tags": ["a", "b"]},
+    "config": {"temperature": 0.2, "base_url": LOCAL_MODEL_URL, "tags": ["a", "b"]},
 }
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The operator lists the local model server FULL_AGENT names."""
+    return settings.model_copy(update={"model_base_urls": LOCAL_MODEL_URL})
+
+
 READ_ONLY_STATE = {
     "status": "idle",
     "last_run_at": None,
@@ -238,6 +254,14 @@ def test_delete_removes_threads_messages_runs_and_triggers(
     assert rows.get(Run, left["runs"][0]) is not None
 
 
+def nested(depth: int) -> dict[str, Any]:
+    """A config whose objects nest `depth` levels deep."""
+    config: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        config = {"a": config}
+    return config
+
+
 # Per field: (value, fragments the detail must contain: the field, and why the value is refused)
 INVALID_VALUES: dict[str, list[tuple[Any, tuple[str, ...]]]] = {
     "name": [
@@ -260,6 +284,21 @@ INVALID_VALUES: dict[str, list[tuple[Any, tuple[str, ...]]]] = {
         ("61 * * * *", ("schedule:", "not a valid cron expression")),
         ("", ("schedule:", "not a valid cron expression")),
         ("* " * 101, ("schedule:", "at most 200 characters")),
+        # croniter's seconds field: every second.
+        ("* * * * * *", ("schedule:", "not a valid cron expression", "standard 5 fields")),
+        # croniter's year field: only in 1999, so never again.
+        ("0 0 1 1 * 0 1999", ("schedule:", "standard 5 fields")),
+        ("*/5 * * *", ("schedule:", "standard 5 fields")),
+        # croniter's random (R) and hashed (H) values differ from one process to the next.
+        ("R * * * *", ("schedule:", "standard 5 fields")),
+        ("H * * * *", ("schedule:", "standard 5 fields")),
+        ("@reboot", ("schedule:", "@hourly, @daily")),
+    ],
+    "system_instructions": [
+        ("x" * 100_001, ("system_instructions:", "at most 100000 characters")),
+    ],
+    "task_instructions": [
+        ("x" * 100_001, ("task_instructions:", "at most 100000 characters")),
     ],
     "timezone": [
         ("Mars/Olympus_Mons", ("timezone:", "not an IANA time zone name")),
@@ -285,6 +324,21 @@ INVALID_VALUES: dict[str, list[tuple[Any, tuple[str, ...]]]] = {
     "config": [
         (["not", "an", "object"], ("config:", "valid dictionary")),
         ({"key": ["nul\x00"]}, ("config:", "NUL character")),
+        (nested(11), ("config:", "more than 10 deep")),
+        (nested(900), ("config:", "more than 10 deep")),
+        ({"notes": "x" * 16_384}, ("config:", "at most 16384 bytes as JSON")),
+        ({"base_url": "ftp://models.example.com/v1"}, ("config:", "base_url: must be an http")),
+        ({"base_url": "http://:8080/v1"}, ("config:", "base_url: must be an http")),
+        ({"base_url": "http://[nope/v1"}, ("config:", "base_url: must be an http")),
+        ({"base_url": 8080}, ("config:", "base_url: Input should be a valid string")),
+        ({"max_retries": 11}, ("config:", "max_retries: Input should be less than or equal to 10")),
+        ({"max_retries": -1}, ("config:", "max_retries:", "greater than or equal to 0")),
+        ({"max_retries": "3"}, ("config:", "max_retries: Input should be a valid integer")),
+        ({"max_retries": True}, ("config:", "max_retries: Input should be a valid integer")),
+        ({"request_timeout_s": 0}, ("config:", "request_timeout_s:", "greater than 0")),
+        ({"request_timeout_s": 601}, ("config:", "request_timeout_s:", "less than or equal")),
+        ({"max_steps": 0}, ("config:", "max_steps:", "greater than or equal to 1")),
+        ({"max_steps": 2.5}, ("config:", "max_steps: Input should be a valid integer")),
     ],
     "colour": [("red", ("colour:", "Extra inputs are not permitted"))],
 }
@@ -437,3 +491,165 @@ def test_schedule_shows_next_fire_times_and_next_run_at(client: httpx.Client) ->
     bad = client.get(f"/api/agents/{created['id']}/schedule", params={"count": 0})
     assert bad.status_code == 422
     assert client.get("/api/agents/999/schedule").status_code == 404
+
+
+@contextmanager
+def zerg_with(settings: Settings, **changes: Any) -> Iterator[httpx.Client]:
+    """A second server on the test's database, with some settings changed."""
+    changed = settings.model_copy(update=changes)
+    with serve_in_thread(create_app(changed)) as url, httpx.Client(base_url=url) as client:
+        yield client
+
+
+def test_the_config_keys_zerg_reads_take_their_bounds(make_agent: AgentFactory) -> None:
+    config = {
+        "base_url": LOCAL_MODEL_URL,
+        "max_retries": 10,
+        "request_timeout_s": 0.5,
+        "max_steps": 200,
+        "deep": nested(9),  # ten levels with the config itself
+        "notes": "x" * 16_000,
+    }
+
+    assert make_agent(config=config)["config"] == config
+    assert make_agent(config={"max_retries": 0, "request_timeout_s": 600})["config"] == {
+        "max_retries": 0,
+        "request_timeout_s": 600,
+    }
+
+
+def test_max_steps_above_the_server_ceiling_is_refused_naming_the_setting(
+    client: httpx.Client, make_agent: AgentFactory, settings: Settings
+) -> None:
+    response = client.post("/api/agents", json={**VALID, "config": {"max_steps": 201}})
+
+    assert_error(response, 422, "max_steps_too_high", "201", "(200)", "ZERG_MAX_AGENT_STEPS")
+    agent = make_agent(config={"max_steps": 200})
+    response = client.patch(f"/api/agents/{agent['id']}", json={"config": {"max_steps": 500}})
+    assert_error(response, 422, "max_steps_too_high", "ZERG_MAX_AGENT_STEPS")
+    assert client.get(f"/api/agents/{agent['id']}").json() == agent
+    with zerg_with(settings, max_agent_steps=500) as generous:
+        response = generous.patch(f"/api/agents/{agent['id']}", json={"config": {"max_steps": 500}})
+        assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("schedule", "timezone"),
+    [("0 0 31 2 *", "UTC"), ("0 0 30 2 *", "Europe/Paris"), ("0 0 31 4,6,9,11 *", "UTC")],
+)
+def test_a_schedule_that_never_fires_is_refused(
+    client: httpx.Client, make_agent: AgentFactory, schedule: str, timezone: str
+) -> None:
+    body = {**VALID, "schedule": schedule, "timezone": timezone}
+
+    response = client.post("/api/agents", json=body)
+
+    assert_error(response, 422, "schedule_never_fires", schedule, "next 10 years", timezone)
+    agent = make_agent(schedule="0 9 * * *")
+    response = client.patch(
+        f"/api/agents/{agent['id']}", json={"schedule": schedule, "timezone": timezone}
+    )
+    assert_error(response, 422, "schedule_never_fires", schedule)
+    assert client.get(f"/api/agents/{agent['id']}").json() == agent
+
+
+def test_a_schedule_that_fires_more_often_than_the_server_allows_is_refused(
+    client: httpx.Client, settings: Settings
+) -> None:
+    # Every minute is the default floor (60 s), and fine.
+    assert client.post("/api/agents", json={**VALID, "schedule": "* * * * *"}).status_code == 201
+
+    with zerg_with(settings, min_schedule_interval_s=3600) as hourly:
+        for schedule in ("*/5 * * * *", "0,59 0,23 * * 1,2", "0,30 9 * * *"):
+            response = hourly.post("/api/agents", json={**VALID, "schedule": schedule})
+
+            assert_error(
+                response, 422, "schedule_too_frequent", schedule,
+                "ZERG_MIN_SCHEDULE_INTERVAL_S (3600 s)", case=schedule,
+            )  # fmt: skip
+        agent = hourly.post("/api/agents", json={**VALID, "schedule": "0 * * * *"}).json()
+        response = hourly.patch(f"/api/agents/{agent['id']}", json={"schedule": "*/10 * * * *"})
+        assert_error(response, 422, "schedule_too_frequent", "600 s apart")
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ["0 0 31 2 *", "0 0 1 1 * 0 1999", "not cron at all", "0 0 29 2 *", "* * * * * *"],
+)
+def test_reading_a_stored_schedule_never_fails(
+    client: httpx.Client, rows: Rows, stored: str
+) -> None:
+    """Schedules stored before the API checked them: the editor still answers."""
+    agent_id = rows.agent(schedule=stored, timezone="Europe/Paris", run_on_schedule=False)
+
+    response = client.get(f"/api/agents/{agent_id}/schedule", params={"count": 100})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["schedule"] == stored
+    assert client.get("/api/agents").status_code == 200
+    assert client.get(f"/api/agents/{agent_id}").status_code == 200
+    # Pausing always works; resuming checks the schedule again.
+    paused = client.patch(f"/api/agents/{agent_id}", json={"run_on_schedule": False})
+    assert paused.status_code == 200, paused.text
+    resumed = client.patch(f"/api/agents/{agent_id}", json={"run_on_schedule": True})
+    if stored == "0 0 29 2 *":
+        assert resumed.status_code == 200, resumed.text
+    else:
+        assert resumed.status_code == 422, resumed.text
+
+
+def test_a_deeply_nested_config_is_refused_and_the_list_keeps_answering(
+    client: httpx.Client, make_agent: AgentFactory
+) -> None:
+    make_agent(name="kept")
+
+    response = client.post("/api/agents", json={**VALID, "config": nested(900)})
+
+    assert_error(response, 422, "validation_error", "config:", "more than 10 deep")
+    listed = client.get("/api/agents")
+    assert listed.status_code == 200
+    assert [agent["name"] for agent in listed.json()["items"]] == ["kept"]
+
+
+def test_the_openapi_schema_states_the_bounds(client: httpx.Client) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    create = schemas["AgentCreate"]["properties"]
+
+    assert create["system_instructions"]["maxLength"] == 100_000
+    assert create["task_instructions"]["anyOf"][0]["maxLength"] == 100_000
+    assert create["schedule"]["anyOf"][0]["maxLength"] == 200
+    config = create["config"]
+    assert config["type"] == "object" and config["additionalProperties"] is True
+    keys = config["properties"]
+    assert (keys["max_retries"]["minimum"], keys["max_retries"]["maximum"]) == (0, 10)
+    assert keys["request_timeout_s"]["exclusiveMinimum"] == 0
+    assert keys["request_timeout_s"]["maximum"] == 600
+    assert keys["max_steps"]["minimum"] == 1
+    assert keys["base_url"]["anyOf"][0]["maxLength"] == 2000
+    assert keys["base_url"]["anyOf"][0]["pattern"].startswith("^https?://")
+    update = schemas["AgentUpdate"]["properties"]
+    assert update["system_instructions"]["anyOf"][0]["maxLength"] == 100_000
+
+
+def test_a_run_takes_no_more_steps_than_the_server_allows(
+    settings: Settings, rows: Rows, openai_server: FakeOpenAI
+) -> None:
+    """An agent stored with a higher max_steps than the server now allows: its run stops at
+    the server's ceiling."""
+    calls = iter(range(10))
+    openai_server.set_policy(
+        lambda body: ToolCall("calculator", {"expression": "1+1"}) if next(calls) < 5 else Text("2")
+    )
+    url = f"{openai_server.base_url}/v1"
+    agent_id = rows.agent(
+        model="openai:gpt-test",
+        task_instructions="Add, again and again.",
+        tools=["calculator"],
+        config={"base_url": url, "max_retries": 0, "max_steps": 1000},
+    )
+
+    with zerg_with(settings, max_agent_steps=2, model_base_urls=url) as client:
+        response = client.post(f"/api/agents/{agent_id}/task", params={"wait": "true"})
+
+    assert response.json()["status"] == "failed", response.text
+    assert openai_server.count() == 3  # two model-and-tool rounds, then the step limit

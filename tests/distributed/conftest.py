@@ -65,6 +65,8 @@ def cluster(pg_database_url: str, openai_server: FakeOpenAI, tmp_path: Path) -> 
         "ZERG_WORKER_DEAD_AFTER_S": str(DEAD_AFTER_S),
         # One run at a time per worker: two simultaneous runs must use both workers.
         "ZERG_WORKER_CONCURRENCY": "1",
+        # The agents' config.base_url: the fake OpenAI server, listed as an operator would.
+        "ZERG_MODEL_BASE_URLS": f"{openai_server.base_url}/v1",
     }
     apis = [ZergProcess(env, tmp_path / f"api{i}.log", ["--no-execute"]) for i in (1, 2)]
     workers = [WorkerProcess(env, tmp_path / f"w{i}.log", f"w{i}") for i in (1, 2)]

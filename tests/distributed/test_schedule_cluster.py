@@ -8,26 +8,34 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tests.support.processes import WorkerProcess
+from zerg import clock
 from zerg.db import Database
 from zerg.models import Run
+from zerg.scheduler.cron import next_fire_time
 from zerg.schemas.agents import AgentCreate, AgentUpdate
 from zerg.services.agents import create_agent, update_agent
 from zerg.settings import Settings
 
 
 def test_three_workers_start_exactly_one_run_per_fire(pg_database_url: str, tmp_path: Path) -> None:
-    database = Database(Settings(database_url=pg_database_url))
+    settings = Settings(database_url=pg_database_url)
+    database = Database(settings)
     with database.session() as session:
         agent = create_agent(
             AgentCreate(
                 name="tick",
                 model="scripted:echo",
                 task_instructions="tick",
-                schedule="* * * * * */2",
+                schedule="* * * * *",
                 concurrency="queue",
             ),
             session=session,
+            settings=settings,
         )
+        # Every 2 s, so that a test sees several fires: stored directly, since the API refuses
+        # schedules more frequent than a minute.
+        agent.schedule = "* * * * * */2"
+        agent.next_run_at = next_fire_time(agent.schedule, "UTC", clock.now())
         session.commit()
         agent_id = agent.id
     env = {
@@ -43,7 +51,9 @@ def test_three_workers_start_exactly_one_run_per_fire(pg_database_url: str, tmp_
             worker.wait_ready()
         time.sleep(10)  # about five fires with all three dispatching
         with database.session() as session:
-            update_agent(agent_id, AgentUpdate(run_on_schedule=False), session=session)
+            update_agent(
+                agent_id, AgentUpdate(run_on_schedule=False), session=session, settings=settings
+            )
             session.commit()
         time.sleep(1)
     finally:

@@ -1,10 +1,20 @@
 """Cron fire times in a time zone, across daylight-saving changes."""
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from zerg.scheduler.cron import due_between, next_fire_time, next_fire_times
+import pytest
+
+from zerg.scheduler.cron import (
+    CronError,
+    due_between,
+    fire_times,
+    last_fire_before,
+    next_fire_time,
+    next_fire_times,
+    shortest_gap,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -73,3 +83,72 @@ def test_next_fire_time_is_strictly_after() -> None:
     at = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
     assert next_fire_time("0 9 * * *", "UTC", at) == datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def brute_last_fire_before(expression: str, timezone: str, before: datetime, days: int) -> datetime:
+    """The latest fire before `before`, by walking every fire of the preceding `days`."""
+    latest = None
+    for fire in fire_times(expression, timezone, before - timedelta(days=days)):
+        if fire >= before:
+            assert latest is not None
+            return latest
+        latest = fire
+    raise AssertionError("fire_times never ends")
+
+
+@pytest.mark.parametrize(
+    ("expression", "days"),
+    [
+        ("30 2 * * *", 2),
+        ("0 * * * *", 1),
+        ("*/20 * * * *", 1),
+        ("0,30 1-3 * * *", 2),
+        ("59 1 * * *", 2),
+        ("0 9 * * 1-5", 4),
+    ],
+)
+def test_last_fire_before_agrees_with_walking_every_fire_across_clock_changes(
+    expression: str, days: int
+) -> None:
+    # Around both changes in Paris (25 Oct, 29 Mar) and New York (1 Nov, 8 Mar) of 2026.
+    changes = [
+        ("Europe/Paris", datetime(2026, 10, 25, 1, tzinfo=UTC)),
+        ("Europe/Paris", datetime(2026, 3, 29, 1, tzinfo=UTC)),
+        ("America/New_York", datetime(2026, 11, 1, 6, tzinfo=UTC)),
+        ("America/New_York", datetime(2026, 3, 8, 7, tzinfo=UTC)),
+    ]
+    for timezone, change in changes:
+        for minutes in range(-180, 240, 17):  # odd steps land on and between fire times
+            before = change + timedelta(minutes=minutes)
+            for at in (before, before.replace(minute=0), before.replace(minute=30)):
+                expected = brute_last_fire_before(expression, timezone, at, days)
+                assert last_fire_before(expression, timezone, at) == expected, (timezone, at)
+
+
+def test_shortest_gap_is_the_closest_pair_of_upcoming_fires() -> None:
+    at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+    assert shortest_gap("*/5 * * * *", "UTC", at) == timedelta(minutes=5)
+    # Monday 23:59, then Tuesday 00:00: a minute apart once a week.
+    assert shortest_gap("0,59 0,23 * * 1,2", "UTC", at) == timedelta(minutes=1)
+    assert shortest_gap("0 0 29 2 *", "UTC", at) == timedelta(days=4 * 365 + 1)
+    # Every real hour, also in the hour that happens twice when Paris's clocks go back.
+    autumn = paris(2026, 10, 24, 12, 0)
+    assert shortest_gap("30 * * * *", "Europe/Paris", autumn) == timedelta(hours=1)
+
+
+@pytest.mark.parametrize("expression", ["0 0 31 2 *", "0 0 30 2 *", "0 0 1 1 * 0 1999"])
+def test_a_schedule_without_fires_is_a_cron_error_not_a_crash(expression: str) -> None:
+    at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+    with pytest.raises(CronError, match="does not fire in the next 10 years"):
+        shortest_gap(expression, "UTC", at)
+    with pytest.raises(CronError):
+        next_fire_time(expression, "UTC", at)
+    with pytest.raises(CronError):
+        last_fire_before(expression, "UTC", at)
+
+
+def test_an_expression_croniter_cannot_read_is_a_cron_error() -> None:
+    with pytest.raises(CronError, match="cannot be read in UTC"):
+        next_fire_time("every morning", "UTC", datetime(2026, 11, 25, tzinfo=UTC))

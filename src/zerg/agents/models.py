@@ -5,6 +5,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anthropic
 import httpx
@@ -44,6 +45,62 @@ class ModelConfigError(Exception):
     """The agent's model cannot be used as configured; the message says how to fix it."""
 
 
+# Where each provider's SDK sends its key when no base URL is given.
+PROVIDER_ENDPOINTS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_base_url(url: str) -> str | None:
+    """`url` in the one spelling two equal endpoints share (scheme and host lowercased, default
+    port and trailing slash dropped), or None when it is not an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{host}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), parts.query, parts.fragment))
+
+
+def trusted_base_urls(provider: str, settings: Settings) -> frozenset[str]:
+    """The endpoints that may receive `provider`'s API key, normalised: the provider's own,
+    OPENAI_BASE_URL for `openai:`, and those the operator lists in ZERG_MODEL_BASE_URLS."""
+    urls = [*settings.allowed_model_base_urls, PROVIDER_ENDPOINTS.get(provider)]
+    if provider == "openai":
+        urls.append(settings.openai_base_url)
+    return frozenset(n for u in urls if u and (n := normalise_base_url(u)) is not None)
+
+
+def base_url_refusal(model: str, base_url: object, settings: Settings) -> str | None:
+    """Why the agent's config.base_url must not receive the server's API key (None: it may).
+
+    An agent chooses its base_url, and the server's key goes with every model call: a URL
+    the operator has not listed would let anyone who can define an agent collect the key.
+    """
+    if base_url is None:
+        return None
+    provider = model.partition(":")[0]
+    normalised = normalise_base_url(base_url) if isinstance(base_url, str) else None
+    if normalised is not None and normalised in trusted_base_urls(provider, settings):
+        return None
+    return (
+        f"config.base_url {base_url!r} is not an allowed model endpoint: Zerg sends its API "
+        "keys only to the provider's own endpoint, OPENAI_BASE_URL and the URLs listed in "
+        f"ZERG_MODEL_BASE_URLS. To use this server, add {base_url!r} to ZERG_MODEL_BASE_URLS "
+        "(comma-separated) and restart Zerg."
+    )
+
+
 def build_chat_model(
     model: str,
     config: dict[str, Any],
@@ -55,6 +112,11 @@ def build_chat_model(
     provider, _, name = model.partition(":")
     timeout = float(config.get("request_timeout_s", 120))
     max_retries = int(config.get("max_retries", 2))
+    # Checked again here, before any key is sent: the agent may have been stored before the
+    # operator changed ZERG_MODEL_BASE_URLS.
+    refusal = base_url_refusal(model, config.get("base_url") or None, settings)
+    if refusal is not None and provider in PROVIDER_ENDPOINTS:
+        raise ModelConfigError(refusal)
     # Provider packages are imported only when an agent uses them: they are slow to import.
     if provider == "openai":
         from langchain_openai import ChatOpenAI

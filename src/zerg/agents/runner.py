@@ -233,7 +233,7 @@ class AgentRunner:
             self.model_name, self.config, self.settings, http_client=http_client
         )
         graph = _agent_graph(self.tool_names, self.http_policy)
-        limit = int(self.config.get("max_steps", DEFAULT_MAX_STEPS))
+        limit = self._step_limit()
         modes: list[StreamMode] = ["updates", "messages"] if stream else ["updates"]
         config: RunnableConfig = {"recursion_limit": limit * 2 + 1}
         state: Any = {"messages": history}
@@ -249,6 +249,12 @@ class AgentRunner:
                     latency_ms = (time.monotonic() - mark) * 1000
                     self._persist(db, thread, message, usage, latency_ms, node)
                 mark = time.monotonic()
+
+    def _step_limit(self) -> int:
+        """The agent's max_steps, within the server's ceiling: an agent stored before the
+        operator lowered ZERG_MAX_AGENT_STEPS gets no more than the ceiling."""
+        steps = int(self.config.get("max_steps", DEFAULT_MAX_STEPS))
+        return max(1, min(steps, self.settings.max_agent_steps))
 
     @staticmethod
     def _stored(db: Database, thread_id: int) -> Sequence[Any]:

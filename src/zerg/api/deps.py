@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from zerg.db import Database
 from zerg.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from zerg.services.task_runs import TaskRuns
+from zerg.settings import Settings
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one on a worker
@@ -23,7 +24,13 @@ def get_session(database: Annotated[Database, Depends(get_database)]) -> Iterato
         yield session
 
 
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")]
 DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT

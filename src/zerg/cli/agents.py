@@ -61,7 +61,7 @@ def create_agent(
     system: Annotated[str, typer.Option(help="System instructions.")] = "",
     task: Annotated[str | None, typer.Option(help="Task instructions for task runs.")] = None,
     tool: Annotated[list[str] | None, typer.Option(help="A built-in tool; repeatable.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="Cron expression.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Standard 5-field cron expression.")] = None,
     timezone: Annotated[str, typer.Option(help="IANA time zone of the schedule.")] = "UTC",
     concurrency: Annotated[str, typer.Option(help="reject or queue.")] = "reject",
     timeout: Annotated[int, typer.Option(help="Run time limit in seconds.")] = 600,
@@ -84,8 +84,11 @@ def create_agent(
         )
     except ValidationError as exc:
         fail(describe_validation_error(exc), EXIT_INVALID)
-    with session_scope(load_settings()) as session:
-        agent = AgentRead.model_validate(service.create_agent(data, session=session))
+    settings = load_settings()
+    with session_scope(settings) as session:
+        agent = AgentRead.model_validate(
+            service.create_agent(data, session=session, settings=settings)
+        )
         session.commit()
     if as_json:
         emit_json(agent)

@@ -1,8 +1,11 @@
 """Agent shapes: what a client may send, and what it reads back."""
 
+import json
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -12,9 +15,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from zerg.agents.catalog import BUILTIN_TOOL_NAMES, MODEL_PROVIDERS
 from zerg.schemas.common import storable
@@ -31,6 +37,17 @@ MissedFires = Literal["run_once", "skip"]
 READ_ONLY_FIELDS = frozenset(
     {"id", "status", "last_run_at", "next_run_at", "last_error", "created_at", "updated_at"}
 )
+# Every agent is read back in full by lists and runs: bounded fields keep that cheap and safe.
+MAX_INSTRUCTIONS_CHARS = 100_000
+MAX_CONFIG_BYTES = 16 * 1024
+MAX_CONFIG_DEPTH = 10
+MAX_URL_CHARS = 2000
+
+_CRON_NICKNAMES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
+# One value of a cron field: a number (with croniter's L or W), a month or day name, * or ?.
+# croniter's R (random) and H (hashed) are left out: every process must compute the same fires.
+_CRON_ATOM = re.compile(r"\*|\?|l|\d{1,4}[lw]?|[a-z]{3}")
+_CRON_SEPARATORS = re.compile(r"[,/#-]")
 
 
 def _check_model(value: str) -> str:
@@ -43,11 +60,25 @@ def _check_model(value: str) -> str:
     return value
 
 
+def _is_standard_cron(value: str) -> bool:
+    if value.lower() in _CRON_NICKNAMES:
+        return True
+    fields = value.lower().split()
+    atoms = [atom for field in fields for atom in _CRON_SEPARATORS.split(field)]
+    return len(fields) == 5 and all(_CRON_ATOM.fullmatch(atom) for atom in atoms)
+
+
 def _check_schedule(value: str | None) -> str | None:
+    """Standard 5-field cron only: croniter's 6th (seconds) and 7th (year) fields would let a
+    schedule fire every second, or only in the past."""
     if value is None:
         return None
-    if not croniter.is_valid(value):
-        raise ValueError(f"'{value}' is not a valid cron expression (e.g. '0 9 * * 1-5')")
+    if not _is_standard_cron(value) or not croniter.is_valid(value):
+        raise ValueError(
+            f"'{value}' is not a valid cron expression: use the standard 5 fields "
+            "(minute hour day-of-month month day-of-week, e.g. '0 9 * * 1-5') or one of "
+            + ", ".join(_CRON_NICKNAMES)
+        )
     return value
 
 
@@ -97,6 +128,99 @@ NotifyUrl = Annotated[
 ]
 Tools = Annotated[list[str], AfterValidator(_check_tools)]
 TimeoutS = Annotated[int, Field(ge=1, le=86400)]
+Instructions = Annotated[str, StringConstraints(max_length=MAX_INSTRUCTIONS_CHARS)]
+
+_NOT_A_BASE_URL = "must be an http:// or https:// URL with a host, e.g. http://localhost:11434/v1"
+
+
+def _check_base_url(value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        valid = bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a bracketed host that is not IPv6, a port that is not 1-65535
+        valid = False
+    if not valid:
+        raise ValueError(_NOT_A_BASE_URL)
+    return value
+
+
+BaseUrl = Annotated[
+    str,
+    StringConstraints(max_length=MAX_URL_CHARS, pattern=r"^https?://[^/\s?#]+(/\S*)?$"),
+    AfterValidator(_check_base_url),
+]
+
+
+class AgentConfig(BaseModel):
+    """The config keys Zerg reads, each checked; any other key is stored as given.
+
+    The whole config is at most 16 KiB as JSON and nested at most 10 levels deep.
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    base_url: BaseUrl | None = Field(
+        default=None,
+        description="Base URL of an OpenAI- or Anthropic-compatible server. It must be the "
+        "provider's own endpoint, OPENAI_BASE_URL, or listed in ZERG_MODEL_BASE_URLS: the "
+        "server's API key is sent to it.",
+    )
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed model call.")
+    request_timeout_s: float = Field(
+        default=120, gt=0, le=600, description="Seconds one model call may take."
+    )
+    max_steps: int = Field(
+        default=50,
+        ge=1,
+        description="Model and tool calls one run may make; at most ZERG_MAX_AGENT_STEPS "
+        "(200 unless the server sets it).",
+    )
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether lists and objects nest more than MAX_CONFIG_DEPTH levels in `value` (a flat
+    object is one level); iterative, so a hostile nesting cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        if level > MAX_CONFIG_DEPTH:
+            return True
+        stack.extend((child, level + 1) for child in item)
+    return False
+
+
+def _check_config(value: dict[str, Any]) -> dict[str, Any]:
+    if _too_deep(value):
+        raise ValueError(f"must not nest objects and lists more than {MAX_CONFIG_DEPTH} deep")
+    # surrogatepass: a lone surrogate is refused by the storable check, with its own message.
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise ValueError(f"must be at most {MAX_CONFIG_BYTES} bytes as JSON, not {size}")
+    try:
+        AgentConfig.model_validate(value)
+    except ValidationError as exc:
+        raise ValueError("; ".join(_describe(error) for error in exc.errors())) from None
+    return value
+
+
+def _describe(error: ErrorDetails) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "string_pattern_mismatch":
+        return f"{location}: {_NOT_A_BASE_URL}"  # base_url is the only key with a pattern
+    return f"{location}: " + error["msg"].removeprefix("Value error, ")
+
+
+# Validated as a plain dict, so that the keys the client did not send are not stored;
+# documented as AgentConfig, so that the OpenAPI schema states every bound.
+Config = Annotated[
+    dict[str, Any],
+    AfterValidator(_check_config),
+    WithJsonSchema(AgentConfig.model_json_schema()),
+]
 
 
 class _AgentInput(BaseModel):
@@ -120,8 +244,8 @@ class _AgentInput(BaseModel):
 class AgentCreate(_AgentInput):
     name: Name
     model: Model
-    system_instructions: str = ""
-    task_instructions: str | None = None
+    system_instructions: Instructions = ""
+    task_instructions: Instructions | None = None
     tools: Tools = Field(default_factory=list)
     schedule: Schedule = None
     timezone: Timezone = "UTC"
@@ -130,7 +254,7 @@ class AgentCreate(_AgentInput):
     concurrency: Concurrency = "reject"
     timeout_s: TimeoutS = 600
     notify_url: NotifyUrl = None
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: Config = Field(default_factory=dict)
 
 
 class AgentUpdate(_AgentInput):
@@ -138,8 +262,8 @@ class AgentUpdate(_AgentInput):
 
     name: Name | None = None
     model: Model | None = None
-    system_instructions: str | None = None
-    task_instructions: str | None = None
+    system_instructions: Instructions | None = None
+    task_instructions: Instructions | None = None
     tools: Tools | None = None
     schedule: Schedule = None
     timezone: Timezone | None = None
@@ -148,7 +272,7 @@ class AgentUpdate(_AgentInput):
     concurrency: Concurrency | None = None
     timeout_s: TimeoutS | None = None
     notify_url: NotifyUrl = None
-    config: dict[str, Any] | None = None
+    config: Config | None = None
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> "AgentUpdate":
@@ -187,7 +311,7 @@ class AgentRead(BaseModel):
 
 
 class AgentSchedule(BaseModel):
-    """An agent's schedule and its next fire times (UTC)."""
+    """An agent's schedule and its next fire times (UTC; none when it cannot fire)."""
 
     schedule: str | None
     timezone: str

@@ -1,17 +1,20 @@
 """Agents: create, read, update, delete."""
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from zerg import clock
-from zerg.errors import NotFound
+from zerg.agents.models import base_url_refusal
+from zerg.errors import InvalidInput, NotFound
 from zerg.models import Agent
-from zerg.scheduler.cron import next_fire_time, next_fire_times
+from zerg.scheduler.cron import CronError, next_fire_time, next_fire_times, shortest_gap
 from zerg.schemas.agents import AgentCreate, AgentUpdate
 from zerg.services.pagination import PageResult, paginate
 from zerg.services.signing import new_whsec
+from zerg.settings import Settings
 
 
 def _refresh_next_run(agent: Agent) -> None:
@@ -27,7 +30,42 @@ def _ensure_notify_secret(agent: Agent) -> None:
         agent.notify_secret = new_whsec()
 
 
-def create_agent(data: AgentCreate, *, session: Session) -> Agent:
+def _check_model_config(model: str, config: dict[str, Any], settings: Settings) -> None:
+    """The config checks that depend on the server's settings (the schema checks the rest)."""
+    refusal = base_url_refusal(model, config.get("base_url"), settings)
+    if refusal is not None:
+        raise InvalidInput(refusal, code="base_url_not_allowed")
+    max_steps = config.get("max_steps")
+    if isinstance(max_steps, int) and max_steps > settings.max_agent_steps:
+        raise InvalidInput(
+            f"config.max_steps {max_steps} is more than this server allows per run "
+            f"({settings.max_agent_steps}); lower it, or raise ZERG_MAX_AGENT_STEPS",
+            code="max_steps_too_high",
+        )
+
+
+def _check_schedule(schedule: str, timezone: str, settings: Settings) -> None:
+    """Refuse a schedule that never fires, or fires more often than the server allows."""
+    try:
+        gap = shortest_gap(schedule, timezone, clock.now())
+    except CronError as exc:
+        raise InvalidInput(
+            f"schedule {exc}, so it would never run the agent", code="schedule_never_fires"
+        ) from None
+    limit = settings.min_schedule_interval_s
+    if gap is not None and gap.total_seconds() < limit:
+        raise InvalidInput(
+            f"schedule '{schedule}' fires {gap.total_seconds():g} s apart, more often than "
+            f"ZERG_MIN_SCHEDULE_INTERVAL_S ({limit} s) allows; choose a sparser schedule, or "
+            "lower ZERG_MIN_SCHEDULE_INTERVAL_S",
+            code="schedule_too_frequent",
+        )
+
+
+def create_agent(data: AgentCreate, *, session: Session, settings: Settings) -> Agent:
+    _check_model_config(data.model, data.config, settings)
+    if data.schedule is not None:
+        _check_schedule(data.schedule, data.timezone, settings)
     agent = Agent(**data.model_dump())
     _refresh_next_run(agent)
     _ensure_notify_secret(agent)
@@ -47,9 +85,21 @@ def list_agents(*, session: Session, limit: int, after: str | None) -> PageResul
     return paginate(session, select(Agent), Agent.id, limit=limit, after=after)
 
 
-def update_agent(agent_id: int, data: AgentUpdate, *, session: Session) -> Agent:
+def update_agent(
+    agent_id: int, data: AgentUpdate, *, session: Session, settings: Settings
+) -> Agent:
     agent = get_agent(agent_id, session=session)
     changes = data.model_dump(exclude_unset=True)
+    if changes.keys() & {"model", "config"}:
+        model = changes.get("model", agent.model)
+        _check_model_config(model, changes.get("config", agent.config or {}), settings)
+    schedule = changes.get("schedule", agent.schedule)
+    # A stored schedule is checked again when it would fire anew, not when the agent is
+    # paused: pausing must work even for one stored before these checks existed.
+    if schedule is not None and (
+        changes.keys() & {"schedule", "timezone"} or changes.get("run_on_schedule") is True
+    ):
+        _check_schedule(schedule, changes.get("timezone", agent.timezone), settings)
     for field, value in changes.items():
         setattr(agent, field, value)
     if changes.keys() & {"schedule", "timezone", "run_on_schedule"}:
@@ -60,11 +110,15 @@ def update_agent(agent_id: int, data: AgentUpdate, *, session: Session) -> Agent
 
 
 def upcoming_fires(agent_id: int, count: int, *, session: Session) -> list[datetime]:
-    """The agent's next `count` fire times (empty without a schedule), for the editor."""
+    """The agent's next `count` fire times, for the editor: empty without a schedule, or
+    when its stored schedule cannot fire."""
     agent = get_agent(agent_id, session=session)
     if not agent.schedule:
         return []
-    return next_fire_times(agent.schedule, agent.timezone, clock.now(), count)
+    try:
+        return next_fire_times(agent.schedule, agent.timezone, clock.now(), count)
+    except CronError:
+        return []
 
 
 def notify_secret(agent_id: int, *, session: Session) -> str:

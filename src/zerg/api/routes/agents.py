@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep
+from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep, SettingsDep
 from zerg.schemas.agents import AgentCreate, AgentRead, AgentSchedule, AgentUpdate
 from zerg.schemas.common import Id, Page
 from zerg.services import agents as service
@@ -13,9 +13,9 @@ router = APIRouter(prefix="/agents", tags=["agents"])
 
 
 @router.post("", status_code=201)
-def create_agent(data: AgentCreate, session: SessionDep) -> AgentRead:
+def create_agent(data: AgentCreate, session: SessionDep, settings: SettingsDep) -> AgentRead:
     """Create an agent."""
-    agent = service.create_agent(data, session=session)
+    agent = service.create_agent(data, session=session, settings=settings)
     session.commit()
     return AgentRead.model_validate(agent)
 
@@ -60,9 +60,11 @@ def get_notify_secret(agent_id: Id, session: SessionDep) -> dict[str, str]:
 
 
 @router.patch("/{agent_id}")
-def update_agent(agent_id: Id, data: AgentUpdate, session: SessionDep) -> AgentRead:
+def update_agent(
+    agent_id: Id, data: AgentUpdate, session: SessionDep, settings: SettingsDep
+) -> AgentRead:
     """Change some fields of an agent."""
-    agent = service.update_agent(agent_id, data, session=session)
+    agent = service.update_agent(agent_id, data, session=session, settings=settings)
     session.commit()
     return AgentRead.model_validate(agent)
 
