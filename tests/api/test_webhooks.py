@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks import Webhook
 
+from tests.api.helpers import FrozenClock, assert_error
 from tests.support.waiting import wait_for
 from zerg import clock
 from zerg.db import Database
@@ -244,3 +245,145 @@ def test_delete_trigger(client: httpx.Client) -> None:
     assert client.delete(f"/api/triggers/{trigger['id']}").status_code == 204
     assert client.delete(f"/api/triggers/{trigger['id']}").status_code == 404
     assert client.post(f"/api/triggers/{trigger['id']}/rotate").status_code == 404
+
+
+def github_headers(secret: str, body: bytes, delivery: str) -> dict[str, str]:
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-Hub-Signature-256": f"sha256={signature}",
+        "X-GitHub-Delivery": delivery,
+        "X-GitHub-Event": "push",
+        "content-type": "application/json",
+    }
+
+
+def test_a_github_body_replayed_under_a_new_delivery_id_returns_the_first_run(
+    client: httpx.Client, clock: FrozenClock
+) -> None:
+    agent = make_agent(client, concurrency="queue")
+    trigger, other = (
+        make_trigger(client, agent["id"], "github"),
+        make_trigger(client, agent["id"], "github"),
+    )
+    body, different = b'{"ref": "refs/heads/main"}', b'{"ref": "refs/heads/dev"}'
+
+    def send(to: dict[str, Any], payload: bytes, delivery: str) -> httpx.Response:
+        return fire(client, to, payload, github_headers(to["secret"], payload, delivery))
+
+    first = send(trigger, body, "d-1")
+    replayed = send(trigger, body, "d-2")
+    changed = send(trigger, different, "d-3")
+    elsewhere = send(other, body, "d-4")  # another trigger's deliveries are its own
+    for response in (first, changed, elsewhere):
+        assert response.status_code == 202, response.text
+        wait_finished(client, response.json()["id"])
+    clock.advance(hours=24)
+    at_the_end = send(trigger, body, "d-5")
+    clock.advance(seconds=1)
+    after = send(trigger, body, "d-6")
+    wait_finished(client, after.json()["id"])
+
+    assert replayed.status_code == 200 and replayed.json()["id"] == first.json()["id"]
+    assert at_the_end.status_code == 200 and at_the_end.json()["id"] == first.json()["id"]
+    assert after.status_code == 202
+    ids = {first.json()["id"], changed.json()["id"], elsewhere.json()["id"], after.json()["id"]}
+    assert len(ids) == 4
+    assert {run["id"] for run in client.get("/api/runs").json()["items"]} == ids
+
+
+def test_a_standard_delivery_deduplicates_on_its_signed_id_only(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client, concurrency="queue")["id"])
+    body = b'{"same": "body"}'
+
+    first = fire(client, trigger, body, standard_headers(trigger["secret"], body, "msg_a"))
+    second = fire(client, trigger, body, standard_headers(trigger["secret"], body, "msg_b"))
+
+    assert first.status_code == 202 and second.status_code == 202
+    assert first.json()["id"] != second.json()["id"]
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a": ' * depth + b"1" + b"}" * depth
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, nested(33), b"[" * 100_000],
+    ids=["100k", "33", "text"],
+)
+def test_a_payload_nested_too_deep_is_422(client: httpx.Client, body: bytes) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+
+    unsigned = fire(client, trigger, body, {"content-type": "application/json"})
+    response = fire(client, trigger, body, standard_headers(trigger["secret"], body))
+
+    assert unsigned.status_code == 401  # the signature is checked first
+    assert_error(response, 422, "payload_too_deep", "more than 32 deep")
+    assert client.get("/api/runs").json()["items"] == []
+
+
+def test_a_payload_nested_32_deep_is_accepted(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = nested(32)
+
+    response = fire(client, trigger, body, standard_headers(trigger["secret"], body))
+
+    assert response.status_code == 202, response.text
+    assert client.get(f"/api/runs/{response.json()['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"text": "nul \\u0000 here"}', "NUL character"),
+        (b'{"text": "\\ud800"}', "lone surrogate"),
+        (b'{"n": NaN}', "finite number"),
+        (b"plain text with a NUL \x00", "NUL character"),
+    ],
+)
+def test_a_payload_no_database_can_store_is_422(
+    client: httpx.Client, body: bytes, reason: str
+) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+
+    response = fire(client, trigger, body, standard_headers(trigger["secret"], body))
+
+    assert_error(response, 422, "invalid_payload", reason)
+    assert client.get("/api/runs").json()["items"] == []
+
+
+@pytest.mark.parametrize("scheme", ["standard", "github"])
+def test_a_delivery_id_longer_than_200_characters_is_422(client: httpx.Client, scheme: str) -> None:
+    trigger = make_trigger(client, make_agent(client, concurrency="queue")["id"], scheme)
+    body = b"{}"
+    sign = standard_headers if scheme == "standard" else github_headers
+
+    longest = fire(client, trigger, body, sign(trigger["secret"], body, "i" * 200))
+    too_long = fire(client, trigger, body, sign(trigger["secret"], body, "i" * 201))
+    huge = fire(client, trigger, body, sign(trigger["secret"], body, "i" * 4000))
+
+    assert longest.status_code == 202, longest.text
+    assert_error(too_long, 422, "delivery_id_too_long", "201 characters", "at most 200")
+    assert_error(huge, 422, "delivery_id_too_long", "4000 characters")
+    assert len(client.get("/api/runs").json()["items"]) == 1
+
+
+def test_the_openapi_schema_describes_the_raw_body_and_the_answers(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    operation = schema["paths"]["/api/triggers/{trigger_id}/fire"]["post"]
+
+    body = operation["requestBody"]
+    assert body["required"] is True
+    assert set(body["content"]) == {"application/json", "*/*"}
+    headers = {p["name"]: p["schema"] for p in operation["parameters"] if p["in"] == "header"}
+    assert headers["webhook-id"]["maxLength"] == headers["X-GitHub-Delivery"]["maxLength"] == 200
+    assert {"webhook-timestamp", "webhook-signature", "X-Hub-Signature-256"} <= set(headers)
+    responses = operation["responses"]
+    for status in ("200", "202"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/RunRead"
+        }
+    for status in ("401", "404", "413", "422"):
+        assert responses[status]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }

@@ -3,11 +3,19 @@ Standard Webhooks with the agent's own secret, through the same guard as the htt
 
 The run engine delivers it durably and retries with backoff; each attempt raises on failure.
 The `webhook-id` is the same on every attempt, so a receiver can drop duplicates.
+
+An attempt has one deadline for everything (DNS, connect, upload, the reply's status line and
+headers) and never reads the reply's body: only its status matters, and a receiver must not be
+able to hold a worker or fill its memory. A `notify_url` may carry credentials (userinfo, a token
+in the query), so logs and errors name it only through `redact_url`.
 """
 
+import asyncio
+import base64
 import json
 import logging
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from standardwebhooks import Webhook
@@ -56,18 +64,82 @@ async def deliver(database: Database, run_id: int, policy: HttpGetPolicy) -> Non
         "webhook-timestamp": str(int(sent_at.timestamp())),
         "webhook-signature": Webhook(secret).sign(message_id, sent_at, body),
     }
-    target = httpx.URL(url)
     try:
-        address = await vet_url(target, policy.networks)
-        request = pinned_request(
-            "POST", target, address, policy.timeout_s, headers=headers, content=body.encode()
-        )
-        transport = httpx.AsyncHTTPTransport(verify=policy.ssl_context or True)
-        async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
-            response = await client.send(request)
+        status = await _post(url, headers, body.encode(), policy)
     except Exception as exc:  # refused by the guard, unreachable, timed out
-        logger.warning("run %s: notification to %s failed: %s", run_id, url, exc)
-        raise DeliveryFailed(f"{type(exc).__name__}: {exc}") from None
-    if not response.is_success:
-        logger.warning("run %s: %s answered %s", run_id, url, response.status_code)
-        raise DeliveryFailed(f"{url} answered {response.status_code}")
+        reason = _scrub(_describe(exc, policy), url)
+        logger.warning("run %s: notification to %s failed: %s", run_id, redact_url(url), reason)
+        raise DeliveryFailed(reason) from None
+    if not 200 <= status < 300:
+        logger.warning("run %s: %s answered %s", run_id, redact_url(url), status)
+        raise DeliveryFailed(f"{redact_url(url)} answered {status}")
+
+
+async def _post(url: str, headers: dict[str, str], content: bytes, policy: HttpGetPolicy) -> int:
+    """The status the receiver answers, within `policy.timeout_s` for the whole attempt.
+
+    Sent by the transport itself, not a client: httpx's client logs every request's full URL.
+    """
+    async with asyncio.timeout(policy.timeout_s):
+        target = httpx.URL(url)
+        address = await vet_url(target, policy.networks)
+        if target.userinfo:  # what a client would do with it
+            headers = {**headers, "authorization": _basic_auth(target)}
+        request = pinned_request(
+            "POST", target, address, policy.timeout_s, headers=headers, content=content
+        )
+        async with httpx.AsyncHTTPTransport(verify=policy.ssl_context or True) as transport:
+            response = await transport.handle_async_request(request)
+            await response.aclose()  # unread: the connection is dropped, not drained
+            return response.status_code
+
+
+def _basic_auth(url: httpx.URL) -> str:
+    credentials = f"{url.username}:{url.password}".encode()
+    return f"Basic {base64.b64encode(credentials).decode('ascii')}"
+
+
+def _describe(exc: Exception, policy: HttpGetPolicy) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {policy.timeout_s:g} s"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def redact_url(url: str) -> str:
+    """`url` fit for a log line: its userinfo, query and fragment (where credentials and tokens
+    travel) replaced by `***`; scheme, host, port and path kept."""
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "<invalid URL>"
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    query = "***" if parts.query else ""
+    fragment = "***" if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _scrub(message: str, url: str) -> str:
+    """`message` with `url` redacted wherever it appears, also as httpx spells it; a message that
+    still shows a secret part of the URL is cut to its first word (the error's type)."""
+    for spelling in _spellings(url):
+        message = message.replace(spelling, redact_url(url))
+    if any(part in message for part in _secret_parts(url)):
+        return message.split(":", 1)[0]
+    return message
+
+
+def _spellings(url: str) -> list[str]:
+    try:
+        return [url, str(httpx.URL(url))]
+    except httpx.InvalidURL:
+        return [url]
+
+
+def _secret_parts(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    candidates = (parts.netloc.rpartition("@")[0], parts.query, parts.fragment)
+    return [part for part in candidates if part]

@@ -2,8 +2,14 @@
 
 Standard Webhooks (https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp` and
 `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` (several, space
-separated), verified by the `standardwebhooks` library. GitHub: `X-Hub-Signature-256:
-sha256=<hex HMAC-SHA256 of the body>`, deduplicated by `X-GitHub-Delivery`.
+separated), verified by the `standardwebhooks` library, deduplicated by the signed `webhook-id`.
+GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`, deduplicated by
+`X-GitHub-Delivery` and, since that header is not signed, by the body's SHA-256 within
+`REPLAY_WINDOW`: a captured delivery replayed under a new id answers with the first run.
+
+A delivery is stored with its run, so its id must fit the idempotency key's column and its payload
+must be something both databases store and give back: nested at most `MAX_PAYLOAD_DEPTH` deep,
+without NUL characters, lone surrogates or NaN.
 """
 
 import binascii
@@ -22,8 +28,9 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from zerg import clock
-from zerg.errors import NotFound, Unauthorized
+from zerg.errors import InvalidInput, NotFound, Unauthorized
 from zerg.models import Run, Trigger
+from zerg.schemas.common import storable
 from zerg.schemas.runs import RunRead
 from zerg.services.agents import get_agent
 from zerg.services.pagination import PageResult, paginate
@@ -33,14 +40,23 @@ Scheme = Literal["standard", "github"]
 MAX_BODY_BYTES = 256 * 1024
 TIMESTAMP_TOLERANCE = timedelta(seconds=300)
 ROTATION_GRACE = timedelta(hours=24)
+# A GitHub body seen within this long is a replay, whatever its X-GitHub-Delivery says. GitHub
+# redelivers under the same id; a body that repeats legitimately later starts a new run.
+REPLAY_WINDOW = timedelta(hours=24)
+# The idempotency key `webhook:{trigger_id}:{id}` must fit `runs.idempotency_key` (255).
+MAX_DELIVERY_ID_LENGTH = 200
+# Far more than real webhook payloads nest, far less than what breaks a parser or a database.
+MAX_PAYLOAD_DEPTH = 32
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """A verified delivery: its id (for deduplication) and its payload."""
+    """A verified delivery: its idempotency key, its payload and, for GitHub, the SHA-256 of its
+    body (which recognises a replay under another delivery id)."""
 
-    id: str
+    key: str
     payload: Any
+    body_hash: str | None = None
 
 
 def new_secret(scheme: str) -> str:
@@ -96,12 +112,48 @@ def _valid_secrets(trigger: Trigger) -> list[str]:
     return valid
 
 
+def _delivery(trigger: Trigger, delivery_id: str, body: bytes, body_hash: str | None) -> Delivery:
+    """A verified delivery; refuses an id too long to store and a payload nested too deep."""
+    if len(delivery_id) > MAX_DELIVERY_ID_LENGTH:
+        raise InvalidInput(
+            f"the delivery id is {len(delivery_id)} characters long; at most "
+            f"{MAX_DELIVERY_ID_LENGTH} are accepted",
+            code="delivery_id_too_long",
+        )
+    return Delivery(f"webhook:{trigger.id}:{delivery_id}", _payload(body), body_hash)
+
+
 def _payload(body: bytes) -> Any:
+    """The body's JSON, or its text when it is not JSON; refused when a database cannot store it."""
     text = body.decode("utf-8", errors="replace")
     try:
-        return json.loads(text)
+        payload = json.loads(text)
+    except RecursionError:  # nested deeper than the parser goes
+        raise _too_deep() from None
     except ValueError:
-        return text
+        payload = text
+    if _deeper_than(payload, MAX_PAYLOAD_DEPTH):
+        raise _too_deep()
+    try:
+        return storable(payload)
+    except ValueError as exc:
+        raise InvalidInput(f"the payload {exc}", code="invalid_payload") from None
+
+
+def _deeper_than(value: Any, depth: int) -> bool:
+    """Whether `value` nests more than `depth` arrays and objects (a scalar nests none)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif not isinstance(value, list):
+        return False
+    return depth == 0 or any(_deeper_than(item, depth - 1) for item in value)
+
+
+def _too_deep() -> InvalidInput:
+    return InvalidInput(
+        f"the payload nests arrays and objects more than {MAX_PAYLOAD_DEPTH} deep",
+        code="payload_too_deep",
+    )
 
 
 def verify_delivery(trigger: Trigger, body: bytes, headers: Mapping[str, str]) -> Delivery:
@@ -137,7 +189,7 @@ def _verify_standard(trigger: Trigger, body: bytes, headers: Mapping[str, str]) 
             Webhook(secret).verify(body, dict(headers), json_parse=False)
         except (WebhookVerificationError, ValueError, binascii.Error):
             continue
-        return Delivery(id=delivery_id, payload=_payload(body))
+        return _delivery(trigger, delivery_id, body, None)
     raise Unauthorized(
         "webhook-signature does not match the body signed with this trigger's secret",
         code="invalid_signature",
@@ -155,17 +207,32 @@ def _verify_github(trigger: Trigger, body: bytes, headers: Mapping[str, str]) ->
     for secret in _valid_secrets(trigger):
         expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         if hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
-            delivery_id = headers.get("x-github-delivery") or hashlib.sha256(body).hexdigest()
-            return Delivery(id=delivery_id, payload=_payload(body))
+            body_hash = hashlib.sha256(body).hexdigest()
+            delivery_id = headers.get("x-github-delivery") or body_hash
+            return _delivery(trigger, delivery_id, body, body_hash)
     raise Unauthorized(
         "X-Hub-Signature-256 does not match the body signed with this trigger's secret",
         code="invalid_signature",
     )
 
 
-def run_for_delivery(idempotency_key: str, *, session: Session) -> RunRead | None:
-    """The run a delivery with this key already started, if any (a redelivery)."""
-    run = session.scalar(select(Run).where(Run.idempotency_key == idempotency_key))
+def run_for_delivery(trigger: Trigger, delivery: Delivery, *, session: Session) -> RunRead | None:
+    """The run this delivery already started, if any: one with its key (a redelivery) or, for
+    GitHub, a run of this trigger for the same body within `REPLAY_WINDOW` (a replay)."""
+    run = session.scalar(select(Run).where(Run.idempotency_key == delivery.key))
+    if run is None and delivery.body_hash is not None:
+        run = session.scalar(
+            select(Run)
+            .where(
+                Run.delivery_hash == delivery.body_hash,
+                Run.agent_id == trigger.agent_id,
+                Run.trigger == "webhook",
+                Run.idempotency_key.startswith(f"webhook:{trigger.id}:", autoescape=True),
+                Run.queued_at >= clock.now() - REPLAY_WINDOW,
+            )
+            .order_by(Run.id)
+            .limit(1)
+        )
     return RunRead.model_validate(run) if run is not None else None
 
 

@@ -3,13 +3,19 @@
 Every hop (the URL and each redirect target) is vetted before anything connects, and the request
 goes to the vetted address with the original Host header and TLS server name, so DNS cannot
 change the destination between the check and the connection.
+
+The body is read raw and decoded here rather than by httpx, whose decoders inflate each chunk
+without limit: a few kilobytes of gzip or zstd can expand to gigabytes. At most `max_bytes` are
+read off the wire and at most `max_bytes` are decoded; encodings whose output cannot be capped
+while decoding are refused.
 """
 
 import asyncio
 import codecs
 import logging
 import ssl
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 
@@ -24,9 +30,12 @@ logger = logging.getLogger(__name__)
 _HEADERS = {
     "User-Agent": "Zerg-agent/0.1 (http_get tool)",
     "Accept": "text/html, application/json, text/*;q=0.9, */*;q=0.8",
-    # Bodies are cut at max_bytes; uncompressed ones keep the memory used bounded by that too.
+    # A server may compress anyway; `_decoder` bounds what it sends.
     "Accept-Encoding": "identity",
 }
+# Content codings decoded with a cap on their output (zlib's `max_length`); others are refused.
+_DECODABLE = ("gzip", "x-gzip", "deflate")
+_GZIP_WBITS = zlib.MAX_WBITS | 16
 _TEXT_TYPES = frozenset(
     {
         "application/javascript",
@@ -101,7 +110,8 @@ async def _fetch(url: httpx.URL, policy: HttpGetPolicy) -> str:
             response = await client.send(request, stream=True)
             try:
                 if not response.is_redirect:
-                    body, truncated = await _read(response, policy.max_bytes)
+                    decode = _decoder(url, response)
+                    body, truncated = await _read(response, decode, policy.max_bytes)
                     return _render(url, redirects, response, body, truncated)
                 url = _parse(str(url), response.headers["location"])
             finally:
@@ -123,11 +133,56 @@ def _pinned_request(url: httpx.URL, address: IPAddress, timeout_s: float) -> htt
     return pinned_request("GET", url, address, timeout_s, headers=_HEADERS)
 
 
-async def _read(response: httpx.Response, max_bytes: int) -> tuple[bytes, bool]:
-    body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > max_bytes:
+Decoder = Callable[[bytes, int], bytes]
+"""Decodes the next raw chunk into at most `limit` (>= 1) bytes; the rest of its output is lost."""
+
+
+def _decoder(url: httpx.URL, response: httpx.Response) -> Decoder:
+    """How to decode the body of `response` within a size limit; refuses what cannot be."""
+    header = response.headers.get("content-encoding", "")
+    codings = [c for c in map(str.strip, header.lower().split(",")) if c not in ("", "identity")]
+    if not codings:
+        return lambda data, limit: data[:limit]
+    if len(codings) == 1 and codings[0] in _DECODABLE:
+        return _Inflater(url, codings[0])
+    raise ToolException(
+        f"Could not read {url}: its body came with Content-Encoding {header!r} although none "
+        f"was asked for; http_get decodes only {', '.join(_DECODABLE)} (one at a time), because "
+        "other encodings cannot be decoded within its size limit"
+    )
+
+
+class _Inflater:
+    """A gzip or deflate body, decoded at most `limit` bytes at a time (zlib's `max_length`)."""
+
+    def __init__(self, url: httpx.URL, coding: str) -> None:
+        self.what = f"the {coding} body of {url}"
+        self.wbits = zlib.MAX_WBITS if coding == "deflate" else _GZIP_WBITS
+        self.inflater = zlib.decompressobj(self.wbits)
+        self.started = False
+
+    def __call__(self, data: bytes, limit: int) -> bytes:
+        started, self.started = self.started, True
+        try:
+            return self.inflater.decompress(data, limit)
+        except zlib.error as exc:
+            if not started and self.wbits == zlib.MAX_WBITS:
+                # "deflate" is zlib-wrapped per RFC 9110, but some servers send it raw.
+                self.wbits = -zlib.MAX_WBITS
+                self.inflater = zlib.decompressobj(self.wbits)
+                return self(data, limit)
+            raise ToolException(f"Could not decode {self.what}: {exc}") from None
+
+
+async def _read(response: httpx.Response, decode: Decoder, max_bytes: int) -> tuple[bytes, bool]:
+    """At most `max_bytes` of decoded body, and whether there was more. Reading stops too once
+    more than `max_bytes` came off the wire."""
+    body, received = bytearray(), 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        # Asking for one byte more than fits tells whether there was more.
+        body += decode(chunk, max_bytes + 1 - len(body))
+        if len(body) > max_bytes or received > max_bytes:
             return bytes(body[:max_bytes]), True
     return bytes(body), False
 

@@ -1,12 +1,15 @@
 """Webhook triggers: /api/agents/{id}/triggers and /api/triggers/{id}/..."""
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, DatabaseDep, Limit, SessionDep, TaskRunsDep
 from zerg.errors import TooLarge
 from zerg.models import Trigger
-from zerg.schemas.common import Id, Page
+from zerg.schemas.common import ErrorBody, Id, Page
+from zerg.schemas.runs import RunRead
 from zerg.schemas.triggers import TriggerCreate, TriggerCreated, TriggerRead, TriggerRotated
 from zerg.services import webhooks as service
 
@@ -83,23 +86,75 @@ async def _body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/triggers/{trigger_id}/fire", name="fire_trigger", status_code=202)
+def _header(name: str, description: str, max_length: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return {"name": name, "in": "header", "description": description, "schema": schema}
+
+
+# The route reads the raw body itself (the signature covers its exact bytes), so FastAPI cannot
+# describe it: say what it takes and answers, so that clients and fuzzers see the real contract.
+_ID_LENGTH = service.MAX_DELIVERY_ID_LENGTH
+_ANY_BODY = {"schema": {"type": "string", "format": "binary"}}
+_FIRE_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The delivery exactly as signed: JSON (nested at most "
+        f"{service.MAX_PAYLOAD_DEPTH} deep) or any other content, at most "
+        f"{service.MAX_BODY_BYTES // 1024} KiB.",
+        "content": {"application/json": {"schema": {}}, "*/*": _ANY_BODY},
+    },
+    "parameters": [
+        _header("webhook-id", "Standard Webhooks: the signed message id.", _ID_LENGTH),
+        _header("webhook-timestamp", "Standard Webhooks: the send time in Unix seconds."),
+        _header("webhook-signature", "Standard Webhooks: `v1,<base64 HMAC>`, space separated."),
+        _header("X-Hub-Signature-256", "GitHub: `sha256=<hex HMAC-SHA256 of the body>`."),
+        _header("X-GitHub-Delivery", "GitHub: the delivery id.", _ID_LENGTH),
+    ],
+}
+_FIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": RunRead, "description": "The run the delivery started."},
+    200: {"model": RunRead, "description": "The run an earlier copy of the delivery started."},
+    401: {"model": ErrorBody, "description": "The signature or the timestamp is wrong."},
+    404: {"model": ErrorBody, "description": "No such trigger."},
+    413: {"model": ErrorBody, "description": "The body is too large."},
+    422: {
+        "model": ErrorBody,
+        "description": "The payload nests too deep, the delivery id is too long, or the "
+        "trigger id is out of range.",
+    },
+}
+
+
+@router.post(
+    "/triggers/{trigger_id}/fire",
+    name="fire_trigger",
+    status_code=202,
+    responses=_FIRE_RESPONSES,
+    openapi_extra=_FIRE_OPENAPI,
+)
 async def fire_trigger(
     trigger_id: Id, request: Request, database: DatabaseDep, task_runs: TaskRunsDep
 ) -> JSONResponse:
     """Receive a signed delivery: 202 with the run it started, 200 with the run of a delivery
-    seen before (same webhook-id), 401 when the signature or timestamp is wrong."""
+    seen before (same delivery id, or for GitHub the same body within 24 hours), 401 when the
+    signature or timestamp is wrong."""
     body = await _body(request)
     with database.session() as session:
         trigger = service.get_trigger(trigger_id, session=session)
         delivery = service.verify_delivery(trigger, body, request.headers)
-        agent_id, key = trigger.agent_id, f"webhook:{trigger.id}:{delivery.id}"
-        seen = service.run_for_delivery(key, session=session)
+        seen = service.run_for_delivery(trigger, delivery, session=session)
         service.mark_fired(trigger, session=session)
         session.commit()
+        agent_id = trigger.agent_id
     if seen is not None:
         return JSONResponse(seen.model_dump(mode="json"), status_code=200)
     run = await task_runs.trigger(
-        agent_id, trigger="webhook", idempotency_key=key, input=delivery.payload
+        agent_id,
+        trigger="webhook",
+        idempotency_key=delivery.key,
+        input=delivery.payload,
+        delivery_hash=delivery.body_hash,
     )
     return JSONResponse(run.model_dump(mode="json"), status_code=202)
