@@ -1,6 +1,7 @@
 """The error contract every route shares: `{"detail": ..., "code": ...}` with a stable code."""
 
 import logging
+import re
 
 import httpx
 import pytest
@@ -67,9 +68,33 @@ def test_an_id_out_of_range_is_422_not_a_crash(client: httpx.Client) -> None:
         assert_error(response, 422, "validation_error", f"{param}:", case=path)
 
 
+def test_every_id_in_every_path_is_bounded(client: httpx.Client) -> None:
+    # Every route, every method: a new route with a plain `int` id fails here.
+    paths = client.get("/openapi.json").json()["paths"]
+    routes = [(m.upper(), p) for p, ops in paths.items() if "{" in p for m in ops]
+    assert ("POST", "/api/agents/{agent_id}/task") in routes
+    assert ("POST", "/api/runs/{run_id}/cancel") in routes
+    for method, path in routes:
+        for value in ("99999999999999999999", "9223372036854775808", "2147483648", "0", "-1"):
+            url = re.sub(r"\{\w+\}", value, path)
+            param = re.findall(r"\{(\w+)\}", path)[-1]
+
+            response = client.request(method, url)
+
+            assert_error(response, 422, "validation_error", f"{param}:", case=(method, url))
+
+
 def test_the_largest_id_is_simply_not_found(client: httpx.Client) -> None:
-    for path in ("/api/agents/2147483647", "/api/threads/2147483647", "/api/runs/2147483647"):
-        assert_error(client.get(path), 404, "not_found", "2147483647 does not exist")
+    for method, path in [
+        ("GET", "/api/agents/2147483647"),
+        ("GET", "/api/threads/2147483647"),
+        ("GET", "/api/runs/2147483647"),
+        ("POST", "/api/agents/2147483647/task"),
+        ("POST", "/api/runs/2147483647/cancel"),
+    ]:
+        response = client.request(method, path)
+
+        assert_error(response, 404, "not_found", "2147483647 does not exist", case=path)
 
 
 def test_a_thread_for_an_out_of_range_agent_is_422(client: httpx.Client) -> None:

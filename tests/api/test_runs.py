@@ -152,6 +152,35 @@ def test_list_refuses_invalid_filters(client: httpx.Client) -> None:
         assert_error(response, 422, "validation_error", *fragments, case=params)
 
 
+def test_list_refuses_times_that_leave_the_calendar_in_utc(client: httpx.Client) -> None:
+    for name, value in [
+        ("since", "0001-01-01T00:00:00+14:00"),
+        ("until", "0001-01-01T00:00:00+00:01"),
+        ("since", "9999-12-31T23:59:59-14:00"),
+        ("until", "9999-12-31T23:59:59.999999-00:01"),
+    ]:
+        response = client.get("/api/runs", params={name: value})
+
+        assert_error(
+            response,
+            422,
+            "validation_error",
+            f"{name}:",
+            "between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z",
+            case=value,
+        )
+
+
+def test_list_accepts_the_ends_of_the_calendar(client: httpx.Client, rows: Rows) -> None:
+    run_id = rows.run(rows.agent(), queued_at=NOON)
+
+    assert _list(client, since="0001-01-01T00:00:00Z", until="9999-12-31T23:59:59.999999Z") == [
+        run_id
+    ]
+    assert _list(client, since="0001-01-01T00:00:00-14:00") == [run_id]
+    assert _list(client, until="9999-12-31T23:59:59+14:00") == [run_id]
+
+
 def test_paging_keeps_the_filters(client: httpx.Client, rows: Rows) -> None:
     a, b = rows.agent(), rows.agent()
     wanted = []

@@ -1,5 +1,6 @@
 """/api/threads and /api/threads/{id}/messages."""
 
+import re
 from typing import Any
 
 import httpx
@@ -237,6 +238,30 @@ def test_patch_refuses_invalid_input_and_changes_nothing(
 
         assert_error(response, 422, "validation_error", *fragments, case=body)
     assert client.get(f"/api/threads/{thread['id']}").json() == thread
+
+
+def test_the_schema_states_which_titles_are_accepted(
+    client: httpx.Client, make_agent: AgentFactory
+) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    title = schemas["ThreadUpdate"]["properties"]["title"]
+    agent_id = make_agent()["id"]
+    for candidate in ("a", "  a  ", "Ünïcode ✓", " ", "\t\n", "\u3000", "a\x00", "\x00"):
+        stated = re.search(title["pattern"], candidate) is not None
+
+        response = client.post("/api/threads", json={"agent_id": agent_id, "title": candidate})
+
+        assert response.status_code == (201 if stated else 422), (candidate, response.text)
+
+
+def test_the_schema_states_that_a_patch_field_cannot_be_null(client: httpx.Client) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    properties = schemas["ThreadUpdate"]["properties"]
+
+    # Left out or a value, never null: what the PATCH refuses above, the schema does not offer.
+    assert properties["title"]["type"] == "string"
+    assert properties["active"] == {"type": "boolean", "title": "Active"}
+    assert "default" not in properties["title"]
 
 
 def test_delete_removes_the_thread_and_its_messages_and_keeps_its_runs(

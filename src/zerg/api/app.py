@@ -1,13 +1,16 @@
 """The FastAPI application factory."""
 
 import asyncio
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
 import zerg
 from zerg.api.errors import install_error_handlers
+from zerg.api.limits import BodyLimit
 from zerg.api.routes import agents, health, runs, tasks, threads, triggers
 from zerg.db import Database
 from zerg.events import EventBus
@@ -68,4 +71,58 @@ def create_app(settings: Settings) -> FastAPI:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(health.router)
+    # Webhook deliveries keep their own limit, enforced as their route reads them.
+    deliveries = _path_pattern(app.url_path_for("fire_trigger", trigger_id="{id}"), "{id}")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=[deliveries])
+    _add_links(app)
     return app
+
+
+# The operations that create an object, and the name of the parameters that its `id` fills.
+_CREATED_IDS = {
+    ("post", "/api/agents"): "agent_id",
+    ("post", "/api/threads"): "thread_id",
+    ("post", "/api/agents/{agent_id}/task"): "run_id",
+    ("post", "/api/agents/{agent_id}/triggers"): "trigger_id",
+}
+
+
+def _add_links(app: FastAPI) -> None:
+    """OpenAPI links from each creating operation to every operation on what it created, so a
+    client (or a schema-driven test) can follow a new object's id without guessing it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:  # FastAPI builds the schema once and keeps it
+            schema = generate()
+            for (method, path), name in _CREATED_IDS.items():
+                links = dict(_links_to(schema, name))
+                for status, response in schema["paths"][path][method]["responses"].items():
+                    if status.startswith("2"):
+                        response["links"] = links
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _links_to(schema: dict[str, Any], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A link to each operation with a parameter (or a request body field) called `name`."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            target = operation["operationId"]
+            if any(p["name"] == name for p in operation.get("parameters", ())):
+                yield target, {"operationId": target, "parameters": {name: "$response.body#/id"}}
+            elif name in _body_fields(schema, operation):
+                yield target, {"operationId": target, "requestBody": {name: "$response.body#/id"}}
+
+
+def _body_fields(schema: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+    ref = body.get("schema", {}).get("$ref", "")
+    component = schema["components"]["schemas"].get(ref.rpartition("/")[2], {})
+    return set(component.get("properties", {}))
+
+
+def _path_pattern(path: str, placeholder: str) -> re.Pattern[str]:
+    """The paths `path` stands for, with any one path segment in place of `placeholder`."""
+    return re.compile("[^/]+".join(re.escape(part) for part in path.split(placeholder)))

@@ -1,10 +1,11 @@
 """Shapes shared by every resource: ids, storable values, pages and errors."""
 
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from annotated_types import Ge, Le
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, Field
 
 T = TypeVar("T")
 
@@ -12,6 +13,21 @@ T = TypeVar("T")
 # parameter it makes PostgreSQL (out of range) and SQLite (OverflowError) raise.
 MAX_ID = 2**31 - 1
 Id = Annotated[int, Ge(1), Le(MAX_ID)]
+
+EARLIEST_UTC, LATEST_UTC = "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z"
+
+
+def _to_utc(value: datetime) -> datetime:
+    # Near the ends of the calendar an offset can push the instant out of Python's range
+    # (0001-01-01T00:00:00+14:00 is in year 0), and the database call would overflow.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"must be between {EARLIEST_UTC} and {LATEST_UTC} once in UTC") from None
+
+
+# A moment with its UTC offset, as an aware UTC datetime.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 
 
 def storable(value: T) -> T:

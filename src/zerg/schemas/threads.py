@@ -20,7 +20,22 @@ Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(storable),
+    # What the validators refuse (blank once stripped, NUL), stated for clients; the validators
+    # themselves keep their clearer messages.
+    Field(json_schema_extra={"pattern": r"^[^\x00]*[^\x00\s][^\x00]*$"}),
 ]
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    # Left out means unchanged and null is refused, so the schema offers the value's type only
+    # (no null, no null default). The field stays `X | None` for the clearer errors of a
+    # nullable field over those of a union.
+    schema.pop("default", None)
+    options = [option for option in schema.pop("anyOf", []) if option != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
 
 
 class ThreadCreate(BaseModel):
@@ -37,8 +52,8 @@ class ThreadUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Title | None = None
-    active: bool | None = None
+    title: Title | None = Field(default=None, json_schema_extra=_not_null)
+    active: bool | None = Field(default=None, json_schema_extra=_not_null)
 
     @model_validator(mode="after")
     def _no_nulls(self) -> "ThreadUpdate":

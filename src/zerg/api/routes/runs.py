@@ -1,14 +1,18 @@
 """/api/runs"""
 
-from fastapi import APIRouter
-from pydantic import AwareDatetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, Limit, SessionDep, TaskRunsDep
-from zerg.schemas.common import Id, Page
+from zerg.schemas.common import EARLIEST_UTC, LATEST_UTC, Id, Page, UtcDatetime
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.services import runs as service
 
 router = APIRouter(prefix="/runs", tags=["runs"])
+_RANGE = f"ISO 8601 with a UTC offset, between {EARLIEST_UTC} and {LATEST_UTC} once in UTC"
+Since = Annotated[UtcDatetime | None, Query(description=f"Queued at or after ({_RANGE}).")]
+Until = Annotated[UtcDatetime | None, Query(description=f"Queued before ({_RANGE}).")]
 
 
 @router.get("")
@@ -17,8 +21,8 @@ def list_runs(
     agent_id: Id | None = None,
     status: RunStatus | None = None,
     trigger: RunTrigger | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = DEFAULT_PAGE_LIMIT,
     after: After = None,
 ) -> Page[RunRead]:
@@ -43,6 +47,6 @@ def get_run(run_id: Id, session: SessionDep) -> RunRead:
 
 
 @router.post("/{run_id}/cancel")
-async def cancel_run(run_id: int, task_runs: TaskRunsDep) -> RunRead:
+async def cancel_run(run_id: Id, task_runs: TaskRunsDep) -> RunRead:
     """Cancel a queued or running run; its in-flight model or tool call is interrupted."""
     return await task_runs.cancel(run_id)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
 from zerg.api.deps import TaskRunsDep
+from zerg.schemas.common import Id
 from zerg.schemas.runs import RunRead
 from zerg.services.runs import FINAL_STATUSES
 
@@ -24,10 +25,13 @@ IdempotencyKey = Annotated[
 @router.post(
     "/agents/{agent_id}/task",
     status_code=202,
-    responses={200: {"model": RunRead, "description": "With wait=true: the finished run."}},
+    responses={
+        202: {"model": RunRead, "description": "The queued run (with wait=true: unfinished)."},
+        200: {"model": RunRead, "description": "With wait=true: the finished run."},
+    },
 )
 async def run_task(
-    agent_id: int,
+    agent_id: Id,
     task_runs: TaskRunsDep,
     idempotency_key: IdempotencyKey = None,
     wait: Annotated[bool, Query(description="Answer when the run has finished.")] = False,
