@@ -158,7 +158,11 @@ def test_fires_missed_while_down_follow_the_policy(
     if started:  # the one catch-up run is for the latest missed fire
         assert started[0].idempotency_key == f"cron:{agent_id}:2026-11-25T12:00:00+00:00"
     assert next_run_at(database, agent_id) == T0.replace(hour=12, minute=5)
-    [line] = [r.getMessage() for r in caplog.records if "missed" in r.getMessage()]
+    [line] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "zerg.scheduler.service" and "missed" in r.getMessage()
+    ]
     assert "from 2026-11-25T10:05:00+00:00 to 2026-11-25T12:00:00+00:00" in line
     assert f"missed_fires={policy}" in line
 
@@ -319,7 +323,11 @@ def test_an_agent_whose_stored_schedule_cannot_fire_does_not_stop_the_others(
     with_scheduler(settings, database, body)
 
     assert next_run_at(database, broken) is None
-    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    [warning] = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name == "zerg.scheduler.service"
+    ]
     assert f"agent {broken}: schedule stopped" in warning and stored in warning
     assert {run.agent_id for run in runs(database)} == {healthy}
 
