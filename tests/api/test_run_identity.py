@@ -107,7 +107,7 @@ def test_an_engine_file_left_by_a_deleted_database_is_set_aside(
     backend: str, tmp_path: Path
 ) -> None:
     if backend != "sqlite":
-        pytest.skip("only the embedded SQLite database has an engine file of its own")
+        pytest.skip(reason="only the embedded SQLite database has an engine file of its own")
     settings = Settings(data_dir=tmp_path / "data")
 
     def start_and_run() -> dict[str, Any]:
