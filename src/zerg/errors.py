@@ -41,3 +41,9 @@ class TooMany(ZergError):
     """A limit on how much may be waiting or spent was reached; try again later."""
 
     code = "rate_limited"
+
+
+class MisdirectedRequest(ZergError):
+    """The request named a host this server does not serve."""
+
+    code = "host_not_allowed"

@@ -84,6 +84,22 @@ class Settings(BaseSettings):
         description="How long a SQLite writer waits for the write lock before failing.",
     )
 
+    auth: Literal["auto", "required"] = Field(
+        default="auto",
+        description="`auto`: local mode (loopback only, no tokens) while no user exists, auth "
+        "mode (every request needs an API token) from the first user on. `required`: auth "
+        "mode even before the first user exists.",
+    )
+    insecure_no_auth: bool = Field(
+        default=False,
+        description="Serve a Zerg without users to any host, with no authentication "
+        "(`zerg serve --insecure-no-auth`): everyone who can reach the port owns everything.",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="API token that `zerg` commands talking to the server send "
+        "(`Authorization: Bearer`); needed once the server has users.",
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,

@@ -41,6 +41,7 @@ def settings(settings: Settings) -> Settings:
 
 
 READ_ONLY_STATE = {
+    "owner_id": None,
     "status": "idle",
     "last_run_at": None,
     "next_run_at": None,

@@ -56,6 +56,7 @@ def test_create_json_takes_every_option(cli: Cli) -> None:
     assert next_run > datetime.now(UTC)
     assert agent | {"id": 0, "created_at": "", "updated_at": "", "next_run_at": None} == {
         "id": 0,
+        "owner_id": None,
         "name": "Morning digest",
         "model": "anthropic:claude-sonnet",
         "system_instructions": "You are concise.",

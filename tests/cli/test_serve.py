@@ -1,5 +1,6 @@
 """`zerg serve`: bad settings fail before serving; a real process serves the API on SQLite."""
 
+import logging
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy import inspect, text
 
 from tests.cli.runner import Cli, error_line
 from tests.support.postgres import free_port
+from zerg.cli import serve as serve_cli
 from zerg.db.engine import create_db_engine
 from zerg.db.migrate import heads
 from zerg.models import Base
@@ -157,3 +160,86 @@ def test_serve_creates_the_database_and_serves_the_api(
     # Logs, access lines included, go to stderr: stdout is for data only.
     assert '"GET /health HTTP/1.1" 200' in logs
     assert zerg_serve.stdout.read_text() == ""
+
+
+# A Zerg without users trusts every request: it listens beyond loopback only once it has users,
+# or when the operator says --insecure-no-auth.
+
+
+@pytest.fixture
+def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """`zerg serve` in-process with uvicorn replaced: the keyword arguments of each `run`, and
+    no socket bound. The `zerg` logger it configures is put back afterwards."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(serve_cli.uvicorn, "run", lambda app, **options: calls.append(options))
+    logger = logging.getLogger("zerg")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield calls
+    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "zerg.example.com"])
+def test_serve_refuses_an_open_host_without_users(
+    bare_cli: Cli, uvicorn_runs: list[dict[str, Any]], host: str
+) -> None:
+    line = error_line(bare_cli("serve", "--host", host), 1)
+
+    assert uvicorn_runs == []
+    assert line.startswith(f"error: refusing to listen on {host}: this Zerg has no users")
+    assert "`zerg users create NAME --admin`" in line
+    assert "`Authorization: Bearer <token>`" in line
+    assert "--insecure-no-auth" in line
+
+
+def test_serve_refuses_an_open_zerg_host_too(
+    bare_cli: Cli, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    line = error_line(bare_cli("serve", ZERG_HOST="0.0.0.0"), 1)
+
+    assert line.startswith("error: refusing to listen on 0.0.0.0")
+    assert uvicorn_runs == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
+def test_serve_listens_on_loopback_without_users(
+    bare_cli: Cli, uvicorn_runs: list[dict[str, Any]], host: str
+) -> None:
+    result = bare_cli("serve", "--host", host)
+
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert [run["host"] for run in uvicorn_runs] == [host]
+    assert "WARNING" not in result.stderr
+
+
+def test_serve_listens_openly_with_insecure_no_auth_and_says_so(
+    bare_cli: Cli, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    result = bare_cli("serve", "--host", "0.0.0.0", "--port", "8123", "--insecure-no-auth")
+
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert [run["host"] for run in uvicorn_runs] == ["0.0.0.0"]
+    warnings = [line for line in result.stderr.splitlines() if " WARNING " in line]
+    assert len(warnings) == 1
+    assert "no authentication" in warnings[0]
+    assert "everyone who can reach port 8123 owns this Zerg" in warnings[0]
+
+
+def test_serve_listens_openly_once_a_user_exists(
+    cli: Cli, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    assert cli("users", "create", "alice", "--admin").exit_code == 0
+
+    result = cli("serve", "--host", "0.0.0.0")
+
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert [run["host"] for run in uvicorn_runs] == ["0.0.0.0"]
+    assert "WARNING" not in result.stderr
+
+
+def test_serve_listens_openly_when_auth_is_required(
+    bare_cli: Cli, uvicorn_runs: list[dict[str, Any]]
+) -> None:
+    result = bare_cli("serve", "--host", "0.0.0.0", ZERG_AUTH="required")
+
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert [run["host"] for run in uvicorn_runs] == ["0.0.0.0"]

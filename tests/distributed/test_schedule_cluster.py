@@ -14,6 +14,7 @@ from zerg.models import Run
 from zerg.scheduler.cron import next_fire_time
 from zerg.schemas.agents import AgentCreate, AgentUpdate
 from zerg.services.agents import create_agent, update_agent
+from zerg.services.users import LOCAL_OWNER
 from zerg.settings import Settings
 
 
@@ -29,6 +30,7 @@ def test_three_workers_start_exactly_one_run_per_fire(pg_database_url: str, tmp_
                 schedule="* * * * *",
                 concurrency="queue",
             ),
+            actor=LOCAL_OWNER,
             session=session,
             settings=settings,
         )
@@ -52,7 +54,11 @@ def test_three_workers_start_exactly_one_run_per_fire(pg_database_url: str, tmp_
         time.sleep(10)  # about five fires with all three dispatching
         with database.session() as session:
             update_agent(
-                agent_id, AgentUpdate(run_on_schedule=False), session=session, settings=settings
+                agent_id,
+                AgentUpdate(run_on_schedule=False),
+                actor=LOCAL_OWNER,
+                session=session,
+                settings=settings,
             )
             session.commit()
         time.sleep(1)

@@ -21,6 +21,7 @@ from zerg.scheduler.service import SchedulerService
 from zerg.schemas.agents import AgentCreate, AgentUpdate
 from zerg.services.agents import create_agent, update_agent
 from zerg.services.task_runs import TaskRuns
+from zerg.services.users import LOCAL_OWNER
 from zerg.settings import Settings
 
 T0 = datetime(2026, 11, 25, 10, 2, tzinfo=UTC)
@@ -53,7 +54,7 @@ def make_agent(settings: Settings, database: Database, **fields: Any) -> int:
         }
     )
     with database.session() as session:
-        agent = create_agent(data, session=session, settings=settings)
+        agent = create_agent(data, actor=LOCAL_OWNER, session=session, settings=settings)
         session.commit()
         return agent.id
 
@@ -213,7 +214,11 @@ def test_pausing_and_changing_a_schedule_takes_effect_at_once(
     agent_id = make_agent(settings, database)
     with database.session() as session:
         update_agent(
-            agent_id, AgentUpdate(run_on_schedule=False), session=session, settings=settings
+            agent_id,
+            AgentUpdate(run_on_schedule=False),
+            actor=LOCAL_OWNER,
+            session=session,
+            settings=settings,
         )
         session.commit()
 
@@ -224,6 +229,7 @@ def test_pausing_and_changing_a_schedule_takes_effect_at_once(
             update_agent(
                 agent_id,
                 AgentUpdate(run_on_schedule=True, schedule="7 * * * *"),
+                actor=LOCAL_OWNER,
                 session=session,
                 settings=settings,
             )

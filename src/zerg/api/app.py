@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 import zerg
+from zerg.api.auth import AuthMode, current_actor
 from zerg.api.errors import install_error_handlers
 from zerg.api.limits import BodyLimit
-from zerg.api.routes import agents, health, runs, tasks, threads, triggers
+from zerg.api.routes import agents, health, me, runs, tasks, threads, triggers
 from zerg.db import Database
 from zerg.events import EventBus
 from zerg.events.postgres import PostgresRelay
@@ -66,10 +67,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.task_runs = TaskRuns(settings, app.state.database, app.state.bus)
     install_error_handlers(app)
 
-    api = APIRouter(prefix="/api")
-    for module in (agents, tasks, triggers, threads, runs):
+    app.state.auth_mode = AuthMode(settings, app.state.database)
+    # Every API route acts as someone; webhook deliveries are signed instead.
+    api = APIRouter(prefix="/api", dependencies=[Depends(current_actor)])
+    for module in (agents, tasks, triggers, threads, runs, me):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(triggers.deliveries, prefix="/api")
     app.include_router(health.router)
     # Webhook deliveries keep their own limit, enforced as their route reads them.
     deliveries = _path_pattern(app.url_path_for("fire_trigger", trigger_id="{id}"), "{id}")

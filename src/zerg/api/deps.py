@@ -6,9 +6,11 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.orm import Session
 
+from zerg.api.auth import current_actor
 from zerg.db import Database
 from zerg.services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from zerg.services.task_runs import TaskRuns
+from zerg.services.users import Actor
 from zerg.settings import Settings
 
 
@@ -43,3 +45,6 @@ async def get_task_runs(request: Request) -> TaskRuns:
 
 
 TaskRunsDep = Annotated[TaskRuns, Depends(get_task_runs)]
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]

@@ -13,6 +13,7 @@ from zerg.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    MisdirectedRequest,
     NotFound,
     TooLarge,
     TooMany,
@@ -30,6 +31,7 @@ _STATUS_OF: dict[type[ZergError], int] = {
     Unauthorized: 401,
     TooLarge: 413,
     TooMany: 429,
+    MisdirectedRequest: 421,
 }
 
 _CODE_OF_STATUS = {

@@ -2,7 +2,7 @@
 
 import typer
 
-from zerg.cli import agents, db, runs, serve, worker
+from zerg.cli import agents, db, runs, serve, tokens, users, worker
 
 app = typer.Typer(
     name="zerg",
@@ -15,6 +15,8 @@ app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
 app.add_typer(runs.app, name="runs")
+app.add_typer(users.app, name="users")
+app.add_typer(tokens.app, name="tokens")
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from zerg.schemas.agents import AgentCreate, AgentRead
 from zerg.schemas.runs import RunRead
 from zerg.services import agents as service
 from zerg.services.pagination import MAX_LIMIT
+from zerg.services.users import LOCAL_OWNER
 
 app = typer.Typer(help="Create, list, show and delete agents.", no_args_is_help=True)
 
@@ -38,7 +39,7 @@ def list_agents(
 ) -> None:
     """List agents, oldest first."""
     with session_scope(load_settings()) as session:
-        page = service.list_agents(session=session, limit=limit, after=after)
+        page = service.list_agents(actor=LOCAL_OWNER, session=session, limit=limit, after=after)
         agents = [AgentRead.model_validate(agent) for agent in page.items]
     if as_json:
         emit_json(agents)
@@ -87,7 +88,7 @@ def create_agent(
     settings = load_settings()
     with session_scope(settings) as session:
         agent = AgentRead.model_validate(
-            service.create_agent(data, session=session, settings=settings)
+            service.create_agent(data, actor=LOCAL_OWNER, session=session, settings=settings)
         )
         session.commit()
     if as_json:
@@ -100,7 +101,9 @@ def create_agent(
 def show_agent(agent_id: int, as_json: JsonOpt = False) -> None:
     """Show one agent."""
     with session_scope(load_settings()) as session:
-        agent = AgentRead.model_validate(service.get_agent(agent_id, session=session))
+        agent = AgentRead.model_validate(
+            service.get_agent(agent_id, actor=LOCAL_OWNER, session=session)
+        )
     if as_json:
         emit_json(agent)
     else:
@@ -142,6 +145,6 @@ def run_agent(
 def delete_agent(agent_id: int) -> None:
     """Delete an agent with its threads, messages, runs and triggers."""
     with session_scope(load_settings()) as session:
-        service.delete_agent(agent_id, session=session)
+        service.delete_agent(agent_id, actor=LOCAL_OWNER, session=session)
         session.commit()
     typer.echo(f"deleted agent {agent_id}", err=True)

@@ -113,9 +113,23 @@ def migrate_or_fail(settings: Settings) -> str:
     return url
 
 
+@contextmanager
+def migrated_session(settings: Settings) -> Iterator[Session]:
+    """`session_scope` on a database brought up to date first: administrative commands such as
+    `zerg users create` are often the first thing run against a new Zerg, before `zerg serve`."""
+    migrate_or_fail(settings)
+    with session_scope(settings) as session:
+        yield session
+
+
 def call_server(settings: Settings, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """A request to the running server; API errors become the CLI's one-line errors."""
     url = settings.resolved_server_url
+    if settings.token is not None:
+        kwargs["headers"] = {
+            **kwargs.get("headers", {}),
+            "Authorization": f"Bearer {settings.token.get_secret_value()}",
+        }
     try:
         response = httpx.request(method, f"{url}{path}", **kwargs)
     except httpx.TransportError as exc:

@@ -8,6 +8,7 @@ from zerg.cli.common import call_server, emit_json, load_settings, session_scope
 from zerg.schemas.runs import RunRead, RunStatus
 from zerg.services import runs as service
 from zerg.services.pagination import MAX_LIMIT
+from zerg.services.users import LOCAL_OWNER
 
 app = typer.Typer(help="List, show and cancel task runs.", no_args_is_help=True)
 
@@ -34,7 +35,12 @@ def list_runs(
     """List runs, newest first."""
     with session_scope(load_settings()) as session:
         page = service.list_runs(
-            session=session, agent_id=agent, status=status, limit=limit, after=after
+            actor=LOCAL_OWNER,
+            session=session,
+            agent_id=agent,
+            status=status,
+            limit=limit,
+            after=after,
         )
         runs = [RunRead.model_validate(run) for run in page.items]
     if as_json:
@@ -54,7 +60,7 @@ def list_runs(
 def show_run(run_id: int, as_json: JsonOpt = False) -> None:
     """Show one run."""
     with session_scope(load_settings()) as session:
-        run = RunRead.model_validate(service.get_run(run_id, session=session))
+        run = RunRead.model_validate(service.get_run(run_id, actor=LOCAL_OWNER, session=session))
     if as_json:
         emit_json(run)
         return

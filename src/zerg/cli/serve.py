@@ -9,8 +9,11 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from zerg.api.app import create_app
-from zerg.cli.common import load_settings, migrate_or_fail, require_postgres
+from zerg.cli.common import fail, load_settings, migrate_or_fail, require_postgres, session_scope
 from zerg.logging import configure_logging
+from zerg.net import is_loopback_host
+from zerg.services.users import users_exist
+from zerg.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +23,30 @@ def _uvicorn_log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
     return config
+
+
+def _check_open_bind(settings: Settings) -> None:
+    """A Zerg without users trusts every request: only this machine may reach it, unless the
+    operator says otherwise out loud."""
+    if settings.auth == "required" or is_loopback_host(settings.host):
+        return
+    with session_scope(settings) as session:
+        if users_exist(session=session):
+            return
+    if not settings.insecure_no_auth:
+        fail(
+            f"refusing to listen on {settings.host}: this Zerg has no users, so it would "
+            "trust every request from the network. Create an admin with "
+            "`zerg users create NAME --admin` and have clients send the token it prints as "
+            "`Authorization: Bearer <token>` (ZERG_TOKEN for `zerg` commands), or listen on "
+            "127.0.0.1; --insecure-no-auth serves without authentication anyway"
+        )
+    logger.warning(
+        "--insecure-no-auth: listening on %s with no authentication; everyone who can reach "
+        "port %s owns this Zerg, its agents, their secrets and tools",
+        settings.host,
+        settings.port,
+    )
 
 
 def serve(
@@ -33,13 +60,25 @@ def serve(
             "for `zerg worker` processes (distributed, PostgreSQL) [ZERG_EXECUTE_RUNS].",
         ),
     ] = None,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Listen on a non-loopback --host while no user exists, with no authentication: "
+            "everyone who can reach the port owns everything. Create a user instead "
+            "[ZERG_INSECURE_NO_AUTH].",
+        ),
+    ] = False,
 ) -> None:
     """Apply migrations, then serve the API, docs (/docs) and health check (/health)."""
-    settings = load_settings(host=host, port=port, execute_runs=execute)
+    settings = load_settings(
+        host=host, port=port, execute_runs=execute, insecure_no_auth=insecure_no_auth or None
+    )
     configure_logging(settings.log_level)
     if not settings.execute_runs:
         require_postgres(settings, "zerg serve --no-execute")
     url = migrate_or_fail(settings)
+    _check_open_bind(settings)
     logger.info("database ready at %s", url)
     uvicorn.run(
         create_app(settings),

@@ -9,16 +9,19 @@ from zerg.models.instance import Instance
 from zerg.models.runs import Run, runs_table
 from zerg.models.threads import Message, Thread, messages_table, threads_table
 from zerg.models.triggers import Trigger
+from zerg.models.users import ApiToken, User
 from zerg.models.workers import Worker
 
 __all__ = [
     "Agent",
+    "ApiToken",
     "Base",
     "Instance",
     "Message",
     "Run",
     "Thread",
     "Trigger",
+    "User",
     "Worker",
     "agents_table",
     "messages_table",

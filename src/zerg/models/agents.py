@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Integer, String, Table, Text
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg.db.types import JSONType, UTCDateTime
@@ -15,6 +15,11 @@ class Agent(Timestamped, Base):
     __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The user who owns the agent and everything it made; None: the built-in local owner of a
+    # Zerg that has no users.
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     model: Mapped[str] = mapped_column(String(200))
     system_instructions: Mapped[str] = mapped_column(Text, default="")

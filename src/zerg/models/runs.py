@@ -53,6 +53,10 @@ class Run(Base):
     # SHA-256 of a webhook delivery's body: a replay of the same signed body is recognised even
     # under a new delivery id.
     delivery_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The API token that started the run (trigger `api`), if one did.
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True
+    )
 
 
 runs_table = cast(Table, Run.__table__)

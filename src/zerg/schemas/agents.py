@@ -35,7 +35,16 @@ class AgentStatus(StrEnum):
 Concurrency = Literal["reject", "queue"]
 MissedFires = Literal["run_once", "skip"]
 READ_ONLY_FIELDS = frozenset(
-    {"id", "status", "last_run_at", "next_run_at", "last_error", "created_at", "updated_at"}
+    {
+        "id",
+        "owner_id",
+        "status",
+        "last_run_at",
+        "next_run_at",
+        "last_error",
+        "created_at",
+        "updated_at",
+    }
 )
 # Every agent is read back in full by lists and runs: bounded fields keep that cheap and safe.
 MAX_INSTRUCTIONS_CHARS = 100_000
@@ -289,6 +298,7 @@ class AgentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    owner_id: int | None  # None: the built-in local owner of a Zerg without users
     name: str
     model: str
     system_instructions: str

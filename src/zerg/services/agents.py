@@ -1,4 +1,4 @@
-"""Agents: create, read, update, delete."""
+"""Agents: create, read, update, delete, each as an actor who sees only the agents they may."""
 
 from datetime import datetime
 from typing import Any
@@ -12,8 +12,10 @@ from zerg.errors import InvalidInput, NotFound
 from zerg.models import Agent
 from zerg.scheduler.cron import CronError, next_fire_time, next_fire_times, shortest_gap
 from zerg.schemas.agents import AgentCreate, AgentUpdate
+from zerg.services.ownership import owner_of_new, owns, visible_agent
 from zerg.services.pagination import PageResult, paginate
 from zerg.services.signing import new_whsec
+from zerg.services.users import Actor
 from zerg.settings import Settings
 
 
@@ -62,11 +64,12 @@ def _check_schedule(schedule: str, timezone: str, settings: Settings) -> None:
         )
 
 
-def create_agent(data: AgentCreate, *, session: Session, settings: Settings) -> Agent:
+def create_agent(data: AgentCreate, *, actor: Actor, session: Session, settings: Settings) -> Agent:
+    """A new agent, owned by the actor."""
     _check_model_config(data.model, data.config, settings)
     if data.schedule is not None:
         _check_schedule(data.schedule, data.timezone, settings)
-    agent = Agent(**data.model_dump())
+    agent = Agent(**data.model_dump(), owner_id=owner_of_new(actor))
     _refresh_next_run(agent)
     _ensure_notify_secret(agent)
     session.add(agent)
@@ -74,21 +77,31 @@ def create_agent(data: AgentCreate, *, session: Session, settings: Settings) -> 
     return agent
 
 
-def get_agent(agent_id: int, *, session: Session) -> Agent:
-    agent = session.get(Agent, agent_id)
-    if agent is None:
-        raise NotFound(f"agent {agent_id} does not exist")
-    return agent
+def get_agent(agent_id: int, *, actor: Actor, session: Session) -> Agent:
+    """The agent; `NotFound` when it is missing or another user's (the same answer)."""
+    return visible_agent(agent_id, actor, session=session)
 
 
-def list_agents(*, session: Session, limit: int, after: str | None) -> PageResult[Agent]:
-    return paginate(session, select(Agent), Agent.id, limit=limit, after=after)
+def list_agents(
+    *,
+    actor: Actor,
+    session: Session,
+    owner_id: int | None = None,
+    limit: int,
+    after: str | None,
+) -> PageResult[Agent]:
+    """The agents the actor may see, oldest first; `owner_id` keeps one owner's (for a
+    non-admin it can only narrow their own list, so another user's id gives an empty page)."""
+    stmt = select(Agent).where(owns(actor))
+    if owner_id is not None:
+        stmt = stmt.where(Agent.owner_id == owner_id)
+    return paginate(session, stmt, Agent.id, limit=limit, after=after)
 
 
 def update_agent(
-    agent_id: int, data: AgentUpdate, *, session: Session, settings: Settings
+    agent_id: int, data: AgentUpdate, *, actor: Actor, session: Session, settings: Settings
 ) -> Agent:
-    agent = get_agent(agent_id, session=session)
+    agent = get_agent(agent_id, actor=actor, session=session)
     changes = data.model_dump(exclude_unset=True)
     if changes.keys() & {"model", "config"}:
         model = changes.get("model", agent.model)
@@ -109,10 +122,10 @@ def update_agent(
     return agent
 
 
-def upcoming_fires(agent_id: int, count: int, *, session: Session) -> list[datetime]:
+def upcoming_fires(agent_id: int, count: int, *, actor: Actor, session: Session) -> list[datetime]:
     """The agent's next `count` fire times, for the editor: empty without a schedule, or
     when its stored schedule cannot fire."""
-    agent = get_agent(agent_id, session=session)
+    agent = get_agent(agent_id, actor=actor, session=session)
     if not agent.schedule:
         return []
     try:
@@ -121,9 +134,9 @@ def upcoming_fires(agent_id: int, count: int, *, session: Session) -> list[datet
         return []
 
 
-def notify_secret(agent_id: int, *, session: Session) -> str:
+def notify_secret(agent_id: int, *, actor: Actor, session: Session) -> str:
     """The secret that signs the agent's run notifications."""
-    agent = get_agent(agent_id, session=session)
+    agent = get_agent(agent_id, actor=actor, session=session)
     if not agent.notify_secret:
         raise NotFound(
             f"agent {agent_id} has no notify_url, so no notification secret; set notify_url first",
@@ -132,8 +145,8 @@ def notify_secret(agent_id: int, *, session: Session) -> str:
     return agent.notify_secret
 
 
-def delete_agent(agent_id: int, *, session: Session) -> None:
+def delete_agent(agent_id: int, *, actor: Actor, session: Session) -> None:
     """Delete an agent; the database cascades to its threads, messages, runs and triggers."""
-    agent = get_agent(agent_id, session=session)
+    agent = get_agent(agent_id, actor=actor, session=session)
     session.delete(agent)
     session.flush()

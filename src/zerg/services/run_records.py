@@ -15,11 +15,18 @@ from zerg.errors import Conflict, InvalidInput, NotFound, TooMany
 from zerg.models import agents_table, messages_table, runs_table
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
+from zerg.services.ownership import may_see
+from zerg.services.users import Actor
 
 _runs, _agents, _messages = runs_table.c, agents_table.c, messages_table.c
 
-_AGENT_FOR_RUN = select(_agents.task_instructions, _agents.concurrency).where(
+_AGENT_FOR_RUN = select(_agents.task_instructions, _agents.concurrency, _agents.owner_id).where(
     _agents.id == bindparam("agent_id")
+)
+_OWNER_OF_RUN = (
+    select(_agents.owner_id)
+    .join_from(runs_table, agents_table, _runs.agent_id == _agents.id)
+    .where(_runs.id == bindparam("run_id"))
 )
 _RUN_BY_KEY = select(runs_table).where(_runs.idempotency_key == bindparam("key"))
 _RUN_IN_SLOT = select(_runs.id, _runs.status).where(_runs.slot_agent_id == bindparam("agent_id"))
@@ -86,15 +93,18 @@ def record_run(
     db: Connection,
     input: Any = None,
     delivery_hash: str | None = None,
+    token_id: int | None = None,
     max_queued: int | None = None,
+    actor: Actor | None = None,
 ) -> Recorded:
     """Step 1: check the agent can run a task, then record a queued run (the caller commits).
 
     A known idempotency key returns the earlier run. An agent with `concurrency: queue` holds
-    at most `max_queued` waiting runs; one more is refused (`TooMany`).
+    at most `max_queued` waiting runs; one more is refused (`TooMany`). An `actor` may start
+    runs of the agents they may see only (None: Zerg itself, acting as the agent's owner).
     """
     agent = db.execute(_AGENT_FOR_RUN, {"agent_id": agent_id}).one_or_none()
-    if agent is None:
+    if agent is None or (actor is not None and not may_see(actor, agent.owner_id)):
         raise NotFound(f"agent {agent_id} does not exist")
     if not (agent.task_instructions or "").strip():
         raise InvalidInput(
@@ -136,6 +146,7 @@ def record_run(
         "idempotency_key": idempotency_key,
         "queued_at": clock.now(),
         "delivery_hash": delivery_hash,
+        "token_id": token_id,
     }
     if input is not None:  # else SQL NULL, not a JSON null
         values["input"] = input
@@ -174,6 +185,13 @@ def load_job(db: Connection, run_id: int) -> RunJob | None:
 def run_status(db: Connection, run_id: int) -> str | None:
     status: str | None = db.execute(_RUN_STATUS, {"run_id": run_id}).scalar()
     return status
+
+
+def check_run_visible(db: Connection, run_id: int, actor: Actor) -> None:
+    """`NotFound` unless the run exists and the actor may see it."""
+    owner = db.execute(_OWNER_OF_RUN, {"run_id": run_id}).one_or_none()
+    if owner is None or not may_see(actor, owner.owner_id):
+        raise NotFound(f"run {run_id} does not exist")
 
 
 def workflow_of(db: Connection, run_id: int) -> str:

@@ -8,13 +8,17 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from zerg.errors import NotFound
-from zerg.models import Run, runs_table
+from zerg.models import Agent, Run, runs_table
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
+from zerg.services.ownership import scoped
 from zerg.services.pagination import PageResult, paginate
+from zerg.services.users import Actor
 
 
-def get_run(run_id: int, *, session: Session) -> Run:
-    run = session.get(Run, run_id)
+def get_run(run_id: int, *, actor: Actor, session: Session) -> Run:
+    """Run `run_id` if the actor may see its agent; `NotFound` (the same as for a missing one)
+    otherwise."""
+    run = session.scalar(scoped(select(Run).where(Run.id == run_id), actor, Run.agent_id))
     if run is None:
         raise NotFound(f"run {run_id} does not exist")
     return run
@@ -22,8 +26,10 @@ def get_run(run_id: int, *, session: Session) -> Run:
 
 def list_runs(
     *,
+    actor: Actor,
     session: Session,
     agent_id: int | None = None,
+    owner_id: int | None = None,
     status: RunStatus | None = None,
     trigger: RunTrigger | None = None,
     since: datetime | None = None,
@@ -31,10 +37,13 @@ def list_runs(
     limit: int,
     after: str | None,
 ) -> PageResult[Run]:
-    """Runs, newest first; `since`/`until` bound the time the run was queued."""
-    stmt = select(Run)
+    """The runs the actor may see, newest first; `owner_id` keeps those of that user's agents,
+    `since`/`until` bound the time the run was queued."""
+    stmt = scoped(select(Run), actor, Run.agent_id)
     if agent_id is not None:
         stmt = stmt.where(Run.agent_id == agent_id)
+    if owner_id is not None:
+        stmt = stmt.where(Run.agent_id.in_(select(Agent.id).where(Agent.owner_id == owner_id)))
     if status is not None:
         stmt = stmt.where(Run.status == status)
     if trigger is not None:

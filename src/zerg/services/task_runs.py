@@ -32,6 +32,7 @@ from zerg.services.run_records import (
     RunJob,
     agent_after_run,
     cancelled_among,
+    check_run_visible,
     load_job,
     open_runs,
     record_run,
@@ -44,6 +45,7 @@ from zerg.services.run_records import (
 )
 from zerg.services.runs import FINAL_STATUSES, read_run, transition_run
 from zerg.services.threads import ThreadService
+from zerg.services.users import Actor
 from zerg.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -199,18 +201,23 @@ class TaskRuns:
         idempotency_key: str | None = None,
         input: Any = None,
         delivery_hash: str | None = None,
+        token_id: int | None = None,
+        actor: Actor | None = None,
     ) -> RunRead:
         """Record a run durably, start it, and answer at once with the queued run.
 
         `input` (e.g. a webhook's payload) is shown to the agent after its task instructions;
-        `delivery_hash` (a webhook body's SHA-256) is stored to recognise replays.
+        `delivery_hash` (a webhook body's SHA-256) is stored to recognise replays, and
+        `token_id` (the API token that started the run) to say who did. An `actor` starts
+        runs of the agents they may see only (None: Zerg itself, e.g. a schedule or a signed
+        webhook, acting as the agent's owner).
         """
         # An agent's queued runs start by run id, but only among those already enqueued: so
         # in embedded mode they are enqueued in the order they were recorded, one at a time.
         # (No await in the critical section otherwise: a direct start is not held up.)
         async with self._recording_lock():
             snapshot, created, queued, workflow_id = self._record(
-                agent_id, trigger, idempotency_key, input, delivery_hash
+                agent_id, trigger, idempotency_key, input, delivery_hash, token_id, actor
             )
             if created:
                 self.bus.publish(EventType.RUN_CREATED, snapshot.model_dump(mode="json"))
@@ -227,6 +234,8 @@ class TaskRuns:
         idempotency_key: str | None,
         input: Any,
         delivery_hash: str | None,
+        token_id: int | None,
+        actor: Actor | None,
     ) -> Recorded:
         """Record the run (in distributed mode, with its place in the workers' queue)."""
         for attempt in (1, 2):
@@ -238,6 +247,8 @@ class TaskRuns:
                         idempotency_key=idempotency_key,
                         input=input,
                         delivery_hash=delivery_hash,
+                        token_id=token_id,
+                        actor=actor,
                         max_queued=self.settings.max_queued_runs,
                         db=db,
                     )
@@ -397,7 +408,7 @@ class TaskRuns:
         with self.database.transaction() as db:
             return run_status(db, run_id)
 
-    async def cancel(self, run_id: int) -> RunRead:
+    async def cancel(self, run_id: int, actor: Actor) -> RunRead:
         """Cancel a queued or running run; a finished one is a conflict.
 
         The run's final status, its agent's status and the freed slot commit together, so no
@@ -405,6 +416,7 @@ class TaskRuns:
         cancel also interrupts the run's in-flight call wherever it executes.
         """
         with self.database.transaction() as db:
+            check_run_visible(db, run_id, actor)
             run = read_run(run_id, db=db)
             now = clock.now()
             cancelled = transition_run(

@@ -1,4 +1,9 @@
-"""ThreadService: threads and their messages in the database."""
+"""ThreadService: threads and their messages in the database.
+
+A thread (and its messages) belongs to its agent's owner: the methods a client reaches take the
+actor and treat another user's thread like a missing one. The run path's methods do not: the run
+engine acts as the agent's owner.
+"""
 
 from typing import Any
 
@@ -9,8 +14,9 @@ from zerg import clock
 from zerg.errors import InvalidInput, NotFound
 from zerg.models import Message, Thread, messages_table, threads_table
 from zerg.schemas.threads import MessageRead, Role, ThreadRead, ThreadType, ThreadUpdate
-from zerg.services.agents import get_agent
+from zerg.services.ownership import scoped, visible_agent
 from zerg.services.pagination import PageResult, paginate
+from zerg.services.users import Actor
 
 # The run path's statements, built once: building one per call cost more than running it.
 _INSERT_THREAD = insert(threads_table).returning(*threads_table.c)
@@ -63,9 +69,11 @@ class ThreadService:
         return thread
 
     @staticmethod
-    def create_chat_thread(session: Session, agent_id: int, *, title: str | None) -> ThreadRead:
+    def create_chat_thread(
+        session: Session, agent_id: int, *, actor: Actor, title: str | None
+    ) -> ThreadRead:
         """A chat thread that becomes the agent's active one."""
-        agent = get_agent(agent_id, session=session)
+        agent = visible_agent(agent_id, actor, session=session)
         _deactivate_chat_threads(session, agent.id)
         title = title or f"Chat {clock.now():%Y-%m-%d %H:%M} UTC"
         return ThreadService.create_thread_with_system_message(
@@ -123,8 +131,10 @@ class ThreadService:
         return ThreadRead.model_validate(row)
 
     @staticmethod
-    def get_thread(session: Session, thread_id: int) -> Thread:
-        thread = session.get(Thread, thread_id)
+    def get_thread(session: Session, thread_id: int, *, actor: Actor) -> Thread:
+        """The thread; `NotFound` when it is missing or another user's (the same answer)."""
+        stmt = scoped(select(Thread).where(Thread.id == thread_id), actor, Thread.agent_id)
+        thread = session.scalar(stmt)
         if thread is None:
             raise NotFound(f"thread {thread_id} does not exist")
         return thread
@@ -133,13 +143,15 @@ class ThreadService:
     def list_threads(
         session: Session,
         *,
+        actor: Actor,
         agent_id: int | None,
         thread_type: ThreadType | None,
         limit: int,
         after: str | None,
     ) -> PageResult[Thread]:
-        """Threads, newest first."""
-        stmt = select(Thread)
+        """The threads the actor may see, newest first (none for another user's `agent_id`,
+        as for a missing one)."""
+        stmt = scoped(select(Thread), actor, Thread.agent_id)
         if agent_id is not None:
             stmt = stmt.where(Thread.agent_id == agent_id)
         if thread_type is not None:
@@ -147,8 +159,10 @@ class ThreadService:
         return paginate(session, stmt, Thread.id, limit=limit, after=after, descending=True)
 
     @staticmethod
-    def update_thread(session: Session, thread_id: int, data: ThreadUpdate) -> Thread:
-        thread = ThreadService.get_thread(session, thread_id)
+    def update_thread(
+        session: Session, thread_id: int, data: ThreadUpdate, *, actor: Actor
+    ) -> Thread:
+        thread = ThreadService.get_thread(session, thread_id, actor=actor)
         if data.title is not None:
             thread.title = data.title
         if data.active is True and not thread.active:
@@ -166,17 +180,17 @@ class ThreadService:
         return thread
 
     @staticmethod
-    def delete_thread(session: Session, thread_id: int) -> None:
+    def delete_thread(session: Session, thread_id: int, *, actor: Actor) -> None:
         """Delete a thread and its messages; runs keep their record with no thread."""
-        session.delete(ThreadService.get_thread(session, thread_id))
+        session.delete(ThreadService.get_thread(session, thread_id, actor=actor))
         session.flush()
 
     @staticmethod
     def list_messages(
-        session: Session, thread_id: int, *, limit: int, after: str | None
+        session: Session, thread_id: int, *, actor: Actor, limit: int, after: str | None
     ) -> PageResult[Message]:
         """A thread's messages in insertion order."""
-        ThreadService.get_thread(session, thread_id)
+        ThreadService.get_thread(session, thread_id, actor=actor)
         stmt = select(Message).where(Message.thread_id == thread_id)
         return paginate(session, stmt, Message.id, limit=limit, after=after)
 

@@ -32,9 +32,10 @@ from zerg.errors import InvalidInput, NotFound, Unauthorized
 from zerg.models import Run, Trigger
 from zerg.schemas.common import storable
 from zerg.schemas.runs import RunRead
-from zerg.services.agents import get_agent
+from zerg.services.ownership import scoped, visible_agent
 from zerg.services.pagination import PageResult, paginate
 from zerg.services.signing import new_whsec
+from zerg.services.users import Actor
 
 Scheme = Literal["standard", "github"]
 MAX_BODY_BYTES = 256 * 1024
@@ -66,37 +67,49 @@ def new_secret(scheme: str) -> str:
     return new_whsec()
 
 
-def create_trigger(agent_id: int, scheme: Scheme, *, session: Session) -> Trigger:
-    get_agent(agent_id, session=session)
+def create_trigger(agent_id: int, scheme: Scheme, *, actor: Actor, session: Session) -> Trigger:
+    visible_agent(agent_id, actor, session=session)
     trigger = Trigger(agent_id=agent_id, scheme=scheme, secret=new_secret(scheme))
     session.add(trigger)
     session.flush()
     return trigger
 
 
-def get_trigger(trigger_id: int, *, session: Session) -> Trigger:
-    trigger = session.get(Trigger, trigger_id)
+def get_trigger(trigger_id: int, *, actor: Actor, session: Session) -> Trigger:
+    """Trigger `trigger_id` if the actor may see its agent; `NotFound` (the same as for a
+    missing one) otherwise."""
+    stmt = scoped(select(Trigger).where(Trigger.id == trigger_id), actor, Trigger.agent_id)
+    return _found(session.scalar(stmt), trigger_id)
+
+
+def trigger_for_delivery(trigger_id: int, *, session: Session) -> Trigger:
+    """Trigger `trigger_id` whoever owns it: a delivery acts as nobody, its signature (checked
+    next, by `verify_delivery`) is what lets it in."""
+    return _found(session.get(Trigger, trigger_id), trigger_id)
+
+
+def _found(trigger: Trigger | None, trigger_id: int) -> Trigger:
     if trigger is None:
         raise NotFound(f"trigger {trigger_id} does not exist")
     return trigger
 
 
 def list_triggers(
-    agent_id: int, *, session: Session, limit: int, after: str | None
+    agent_id: int, *, actor: Actor, session: Session, limit: int, after: str | None
 ) -> PageResult[Trigger]:
-    get_agent(agent_id, session=session)
+    visible_agent(agent_id, actor, session=session)
     stmt = select(Trigger).where(Trigger.agent_id == agent_id)
     return paginate(session, stmt, Trigger.id, limit=limit, after=after)
 
 
-def delete_trigger(trigger_id: int, *, session: Session) -> None:
-    session.delete(get_trigger(trigger_id, session=session))
+def delete_trigger(trigger_id: int, *, actor: Actor, session: Session) -> None:
+    session.delete(get_trigger(trigger_id, actor=actor, session=session))
     session.flush()
 
 
-def rotate_secret(trigger_id: int, *, session: Session) -> Trigger:
+def rotate_secret(trigger_id: int, *, actor: Actor, session: Session) -> Trigger:
     """A new secret; the old one keeps verifying deliveries for `ROTATION_GRACE`."""
-    trigger = get_trigger(trigger_id, session=session)
+    trigger = get_trigger(trigger_id, actor=actor, session=session)
     trigger.previous_secret = trigger.secret
     trigger.previous_secret_expires_at = clock.now() + ROTATION_GRACE
     trigger.secret = new_secret(trigger.scheme)

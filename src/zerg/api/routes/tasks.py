@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
-from zerg.api.deps import TaskRunsDep
+from zerg.api.deps import ActorDep, TaskRunsDep
 from zerg.schemas.common import Id
 from zerg.schemas.runs import RunRead
 from zerg.services.runs import FINAL_STATUSES
@@ -33,6 +33,7 @@ IdempotencyKey = Annotated[
 async def run_task(
     agent_id: Id,
     task_runs: TaskRunsDep,
+    actor: ActorDep,
     idempotency_key: IdempotencyKey = None,
     wait: Annotated[bool, Query(description="Answer when the run has finished.")] = False,
     timeout_s: Annotated[
@@ -40,7 +41,14 @@ async def run_task(
     ] = 300,
 ) -> JSONResponse:
     """Start a task run of the agent; 202 with the queued run, or 200 with it finished."""
-    run = await task_runs.trigger(agent_id, trigger="manual", idempotency_key=idempotency_key)
+    # A run started with an API token is an `api` run, and records which token started it.
+    run = await task_runs.trigger(
+        agent_id,
+        trigger="manual" if actor.token_id is None else "api",
+        idempotency_key=idempotency_key,
+        token_id=actor.token_id,
+        actor=actor,
+    )
     status = 202
     if wait:
         run = await task_runs.wait(run.id, timeout_s)

@@ -5,7 +5,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from zerg.api.deps import DEFAULT_PAGE_LIMIT, After, DatabaseDep, Limit, SessionDep, TaskRunsDep
+from zerg.api.deps import (
+    DEFAULT_PAGE_LIMIT,
+    ActorDep,
+    After,
+    DatabaseDep,
+    Limit,
+    SessionDep,
+    TaskRunsDep,
+)
 from zerg.errors import TooLarge
 from zerg.models import Trigger
 from zerg.schemas.common import ErrorBody, Id, Page
@@ -14,6 +22,8 @@ from zerg.schemas.triggers import TriggerCreate, TriggerCreated, TriggerRead, Tr
 from zerg.services import webhooks as service
 
 router = APIRouter(tags=["triggers"])
+# Deliveries authenticate by their signature, not by an API token: a router of their own.
+deliveries = APIRouter(tags=["triggers"])
 
 
 def _read(trigger: Trigger, request: Request) -> TriggerRead:
@@ -30,10 +40,10 @@ def _read(trigger: Trigger, request: Request) -> TriggerRead:
 
 @router.post("/agents/{agent_id}/triggers", status_code=201)
 def create_trigger(
-    agent_id: Id, data: TriggerCreate, request: Request, session: SessionDep
+    agent_id: Id, data: TriggerCreate, request: Request, session: SessionDep, actor: ActorDep
 ) -> TriggerCreated:
     """Create a webhook trigger; the answer is the only time its secret is shown."""
-    trigger = service.create_trigger(agent_id, data.scheme, session=session)
+    trigger = service.create_trigger(agent_id, data.scheme, actor=actor, session=session)
     session.commit()
     return TriggerCreated(**_read(trigger, request).model_dump(), secret=trigger.secret)
 
@@ -43,26 +53,27 @@ def list_triggers(
     agent_id: Id,
     request: Request,
     session: SessionDep,
+    actor: ActorDep,
     limit: Limit = DEFAULT_PAGE_LIMIT,
     after: After = None,
 ) -> Page[TriggerRead]:
     """An agent's webhook triggers, without their secrets."""
-    page = service.list_triggers(agent_id, session=session, limit=limit, after=after)
+    page = service.list_triggers(agent_id, actor=actor, session=session, limit=limit, after=after)
     return Page(items=[_read(t, request) for t in page.items], next_cursor=page.next_cursor)
 
 
 @router.delete("/triggers/{trigger_id}", status_code=204)
-def delete_trigger(trigger_id: Id, session: SessionDep) -> Response:
+def delete_trigger(trigger_id: Id, session: SessionDep, actor: ActorDep) -> Response:
     """Delete a webhook trigger; its URL stops accepting deliveries."""
-    service.delete_trigger(trigger_id, session=session)
+    service.delete_trigger(trigger_id, actor=actor, session=session)
     session.commit()
     return Response(status_code=204)
 
 
 @router.post("/triggers/{trigger_id}/rotate")
-def rotate_secret(trigger_id: Id, session: SessionDep) -> TriggerRotated:
+def rotate_secret(trigger_id: Id, session: SessionDep, actor: ActorDep) -> TriggerRotated:
     """Issue a new secret; the previous one keeps working for a grace period."""
-    trigger = service.rotate_secret(trigger_id, session=session)
+    trigger = service.rotate_secret(trigger_id, actor=actor, session=session)
     session.commit()
     assert trigger.previous_secret_expires_at is not None
     return TriggerRotated(
@@ -127,7 +138,7 @@ _FIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@deliveries.post(
     "/triggers/{trigger_id}/fire",
     name="fire_trigger",
     status_code=202,
@@ -142,7 +153,7 @@ async def fire_trigger(
     signature or timestamp is wrong."""
     body = await _body(request)
     with database.session() as session:
-        trigger = service.get_trigger(trigger_id, session=session)
+        trigger = service.trigger_for_delivery(trigger_id, session=session)
         delivery = service.verify_delivery(trigger, body, request.headers)
         seen = service.run_for_delivery(trigger, delivery, session=session)
         service.mark_fired(trigger, session=session)
