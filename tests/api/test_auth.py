@@ -8,6 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from tests.api.test_webhooks import standard_headers
 from tests.support.server import serve_in_thread
 from tests.support.waiting import wait_for
 from zerg import clock
@@ -125,9 +126,18 @@ def test_a_delivery_needs_a_signature_not_a_token(client: httpx.Client, database
         f"/api/agents/{agent['id']}/triggers", json={}, headers=bearer(token)
     ).json()
 
-    unsigned = client.post(f"/api/triggers/{trigger['id']}/fire", json={"event": "x"})
+    body = b'{"event": "x"}'
+
+    unsigned = client.post(trigger["url"], content=body)
+    signed = client.post(
+        trigger["url"], content=body, headers=standard_headers(trigger["secret"], body)
+    )
 
     assert unsigned.status_code == 401 and unsigned.json()["code"] == "invalid_signature"
+    assert signed.status_code == 202, signed.text
+    assert signed.json()["trigger"] == "webhook"
+    # The API itself still wants a token.
+    assert client.get(f"/api/runs/{signed.json()['id']}").status_code == 401
 
 
 def test_a_run_started_with_a_token_is_an_api_run_that_names_it(

@@ -71,7 +71,16 @@ def test_an_id_out_of_range_is_422_not_a_crash(client: httpx.Client) -> None:
 def test_every_id_in_every_path_is_bounded(client: httpx.Client) -> None:
     # Every route, every method: a new route with a plain `int` id fails here.
     paths = client.get("/openapi.json").json()["paths"]
-    routes = [(m.upper(), p) for p, ops in paths.items() if "{" in p for m in ops]
+    routes = [
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        # Integer ids; a string id (a webhook's public id) has no range to leave.
+        if any(
+            p["in"] == "path" and p["schema"].get("type") == "integer"
+            for p in operation.get("parameters", ())
+        )
+    ]
     assert ("POST", "/api/agents/{agent_id}/task") in routes
     assert ("POST", "/api/runs/{run_id}/cancel") in routes
     for method, path in routes:

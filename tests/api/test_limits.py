@@ -140,7 +140,7 @@ def test_webhook_deliveries_keep_their_own_limit(
     client: httpx.Client, make_agent: AgentFactory, chunked: bool
 ) -> None:
     trigger = client.post(f"/api/agents/{make_agent()['id']}/triggers", json={}).json()
-    url = f"/api/triggers/{trigger['id']}/fire"
+    url = trigger["url"]
 
     def body(size: int) -> bytes | Iterator[bytes]:
         data = b"x" * size

@@ -90,7 +90,9 @@ def _seed(url: str) -> None:
 
     The operations run one after another in each phase, the agents' first, and deleting an
     agent deletes its threads: the thread belongs to agent 3, past the ids 1 and 2 that the
-    coverage phase tries, so that it is still there for the thread operations.
+    coverage phase tries, so that it is still there for the thread operations. No generator
+    guesses a trigger's random public id: the deliveries are reached by the stateful phase,
+    through the link from a created trigger's `public_id`.
     """
     agent = {"name": "seeded", "model": "scripted:echo", "task_instructions": "Say hi."}
     with httpx.Client(base_url=url) as http:

@@ -4,9 +4,11 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -84,16 +86,18 @@ def test_a_signed_delivery_starts_a_webhook_run_with_the_payload(client: httpx.C
     assert listed[0]["last_fired_at"] is not None
 
 
-def test_secret_is_shown_once_and_url_points_at_fire(client: httpx.Client) -> None:
+def test_secret_is_shown_once_and_url_points_at_the_hook(client: httpx.Client) -> None:
     agent = make_agent(client)
     trigger = make_trigger(client, agent["id"])
 
     assert trigger["secret"].startswith("whsec_")
     assert len(base64.b64decode(trigger["secret"].removeprefix("whsec_"))) == 32
-    assert trigger["url"].endswith(f"/api/triggers/{trigger['id']}/fire")
+    assert urlsplit(trigger["url"]).path == f"/hooks/{trigger['public_id']}"
     listed = client.get(f"/api/agents/{agent['id']}/triggers").json()
     assert listed["next_cursor"] is None
     assert [t["id"] for t in listed["items"]] == [trigger["id"]]
+    assert listed["items"][0]["url"] == trigger["url"]
+    assert listed["items"][0]["public_id"] == trigger["public_id"]
     assert "secret" not in listed["items"][0]
     assert client.post("/api/agents/999/triggers", json={}).status_code == 404
     bad = client.post(f"/api/agents/{agent['id']}/triggers", json={"scheme": "svix"})
@@ -228,12 +232,47 @@ def test_github_scheme(client: httpx.Client) -> None:
     assert missing.status_code == 401
 
 
+def test_the_url_holds_a_random_public_id_not_the_trigger_id(client: httpx.Client) -> None:
+    agent = make_agent(client)
+    triggers = [make_trigger(client, agent["id"]) for _ in range(3)]
+
+    assert len({trigger["public_id"] for trigger in triggers}) == 3
+    for trigger in triggers:
+        # 24 random bytes in URL-safe base64; the sequential id appears nowhere in the URL.
+        assert re.fullmatch(r"[A-Za-z0-9_-]{32}", trigger["public_id"]), trigger
+        assert urlsplit(trigger["url"]).path == f"/hooks/{trigger['public_id']}"
+
+
+def test_an_unknown_public_id_is_404(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = b"{}"
+    unknown = "A" * len(trigger["public_id"])
+    headers = standard_headers(trigger["secret"], body)
+
+    response = client.post(f"/hooks/{unknown}", content=body, headers=headers)
+
+    assert_error(response, 404, "not_found", "no trigger")
+    assert unknown not in response.text
+    for guess in (str(trigger["id"]), "", trigger["public_id"][:-1], trigger["public_id"] + "x"):
+        assert client.post(f"/hooks/{guess}", content=body).status_code == 404, guess
+
+
+def test_the_old_delivery_path_is_gone(client: httpx.Client) -> None:
+    trigger = make_trigger(client, make_agent(client)["id"])
+    body = b"{}"
+    headers = standard_headers(trigger["secret"], body)
+
+    for path in (f"/api/triggers/{trigger['id']}/fire", f"/api/hooks/{trigger['public_id']}"):
+        response = client.post(path, content=body, headers=headers)
+        assert_error(response, 404, "not_found", case=path)
+    assert client.get("/api/runs").json()["items"] == []
+
+
 def test_unknown_trigger_and_deleted_agent_are_404(client: httpx.Client) -> None:
     agent = make_agent(client)
     trigger = make_trigger(client, agent["id"])
     body = b"{}"
 
-    assert client.post("/api/triggers/999/fire", content=body).status_code == 404
     assert client.delete(f"/api/agents/{agent['id']}").status_code == 204
     gone = fire(client, trigger, body, standard_headers(trigger["secret"], body))
     assert gone.status_code == 404 and gone.json()["code"] == "not_found"
@@ -370,7 +409,7 @@ def test_a_delivery_id_longer_than_200_characters_is_422(client: httpx.Client, s
 
 def test_the_openapi_schema_describes_the_raw_body_and_the_answers(client: httpx.Client) -> None:
     schema = client.get("/openapi.json").json()
-    operation = schema["paths"]["/api/triggers/{trigger_id}/fire"]["post"]
+    operation = schema["paths"]["/hooks/{public_id}"]["post"]
 
     body = operation["requestBody"]
     assert body["required"] is True
@@ -387,3 +426,12 @@ def test_the_openapi_schema_describes_the_raw_body_and_the_answers(client: httpx
         assert responses[status]["content"]["application/json"]["schema"] == {
             "$ref": "#/components/schemas/ErrorBody"
         }
+
+
+def test_the_openapi_schema_links_a_new_trigger_to_its_delivery_url(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()
+    created = schema["paths"]["/api/agents/{agent_id}/triggers"]["post"]["responses"]["201"]
+    fire_id = schema["paths"]["/hooks/{public_id}"]["post"]["operationId"]
+
+    assert created["links"][fire_id]["parameters"] == {"public_id": "$response.body#/public_id"}
+    assert not any(path.startswith("/api/") and "/fire" in path for path in schema["paths"])

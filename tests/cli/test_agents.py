@@ -1,13 +1,19 @@
-"""`zerg agents`: create, list, show and delete, and how each reports bad input."""
+"""`zerg agents`: create, list, show and delete through a real server on the test's database,
+how each reports bad input, and what a shared Zerg (auth mode) changes."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
+from tests.cli.conftest import Member
 from tests.cli.runner import Cli, error_line, json_output
 from tests.support.postgres import free_port
+from tests.support.server import serve_in_thread
 
 EXIT_NOT_FOUND = 3
 EXIT_INVALID = 4
@@ -20,19 +26,19 @@ def create(cli: Cli, name: str, *options: str) -> int:
     return int(result.stdout)
 
 
-def test_create_prints_only_the_new_id(cli: Cli) -> None:
-    result = cli("agents", "create", "--name", "Digest", "--model", MODEL)
+def test_create_prints_only_the_new_id(api_cli: Cli) -> None:
+    result = api_cli("agents", "create", "--name", "Digest", "--model", MODEL)
 
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip().isdigit()
     assert result.stdout == f"{result.stdout.strip()}\n"
     assert result.stderr == ""
-    shown = json_output(cli("agents", "show", result.stdout.strip(), "--json"))
+    shown = json_output(api_cli("agents", "show", result.stdout.strip(), "--json"))
     assert shown["name"] == "Digest"
 
 
-def test_create_json_takes_every_option(cli: Cli) -> None:
-    result = cli(
+def test_create_json_takes_every_option(api_cli: Cli) -> None:
+    result = api_cli(
         "agents", "create",
         "--name", "  Morning digest  ",
         "--model", "anthropic:claude-sonnet",
@@ -78,11 +84,11 @@ def test_create_json_takes_every_option(cli: Cli) -> None:
         "updated_at": "",
     }
     assert agent["created_at"].endswith("Z")
-    assert json_output(cli("agents", "show", str(agent["id"]), "--json")) == agent
+    assert json_output(api_cli("agents", "show", str(agent["id"]), "--json")) == agent
 
 
-def test_create_defaults(cli: Cli) -> None:
-    agent = json_output(cli("agents", "create", "--name", "a", "--model", MODEL, "--json"))
+def test_create_defaults(api_cli: Cli) -> None:
+    agent = json_output(api_cli("agents", "create", "--name", "a", "--model", MODEL, "--json"))
 
     assert agent["system_instructions"] == ""
     assert agent["task_instructions"] is None
@@ -120,16 +126,16 @@ def test_create_defaults(cli: Cli) -> None:
         "zero-timeout",
     ],
 )
-def test_create_rejects_invalid_input(cli: Cli, options: list[str], expected: str) -> None:
+def test_create_rejects_invalid_input(api_cli: Cli, options: list[str], expected: str) -> None:
     # An option given twice takes its last value, so `options` can override --name and --model.
-    result = cli("agents", "create", "--name", "ok", "--model", MODEL, *options, "--json")
+    result = api_cli("agents", "create", "--name", "ok", "--model", MODEL, *options, "--json")
 
     assert expected in error_line(result, EXIT_INVALID)
-    assert json_output(cli("agents", "list", "--json")) == []
+    assert json_output(api_cli("agents", "list", "--json")) == []
 
 
-def test_create_error_names_every_invalid_field(cli: Cli) -> None:
-    result = cli("agents", "create", "--name", "x", "--model", "gpt", "--schedule", "nope")
+def test_create_error_names_every_invalid_field(api_cli: Cli) -> None:
+    result = api_cli("agents", "create", "--name", "x", "--model", "gpt", "--schedule", "nope")
 
     line = error_line(result, EXIT_INVALID)
     assert "model:" in line
@@ -144,19 +150,19 @@ def test_create_without_a_required_option_is_a_usage_error(cli: Cli) -> None:
     assert "--model" in result.stderr
 
 
-def test_list_on_an_empty_database(cli: Cli) -> None:
-    assert json_output(cli("agents", "list", "--json")) == []
-    table = cli("agents", "list")
+def test_list_on_an_empty_database(api_cli: Cli) -> None:
+    assert json_output(api_cli("agents", "list", "--json")) == []
+    table = api_cli("agents", "list")
     assert table.exit_code == 0
     assert table.stdout.split() == ["ID", "STATUS", "MODEL", "SCHEDULE", "NAME"]
     assert table.stderr == ""
 
 
-def test_list_prints_a_table_oldest_first(cli: Cli) -> None:
-    first = create(cli, "Digest", "--schedule", "0 7 * * *")
-    second = create(cli, "Helper")
+def test_list_prints_a_table_oldest_first(api_cli: Cli) -> None:
+    first = create(api_cli, "Digest", "--schedule", "0 7 * * *")
+    second = create(api_cli, "Helper")
 
-    result = cli("agents", "list")
+    result = api_cli("agents", "list")
 
     assert result.exit_code == 0
     header, *rows = result.stdout.splitlines()
@@ -168,14 +174,14 @@ def test_list_prints_a_table_oldest_first(cli: Cli) -> None:
     assert result.stderr == ""
 
 
-def test_list_json_matches_show(cli: Cli) -> None:
-    ids = [create(cli, name) for name in ("a", "b", "c")]
+def test_list_json_matches_show(api_cli: Cli) -> None:
+    ids = [create(api_cli, name) for name in ("a", "b", "c")]
 
-    agents = json_output(cli("agents", "list", "--json"))
+    agents = json_output(api_cli("agents", "list", "--json"))
 
     assert [agent["id"] for agent in agents] == ids
     assert [agent["name"] for agent in agents] == ["a", "b", "c"]
-    assert agents[1] == json_output(cli("agents", "show", str(ids[1]), "--json"))
+    assert agents[1] == json_output(api_cli("agents", "show", str(ids[1]), "--json"))
 
 
 def _next_page_hint(stderr: str) -> str:
@@ -186,12 +192,12 @@ def _next_page_hint(stderr: str) -> str:
 
 
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
-def test_list_pages_with_limit_and_after(cli: Cli, as_json: bool) -> None:
-    ids = [create(cli, f"agent {n}") for n in range(5)]
+def test_list_pages_with_limit_and_after(api_cli: Cli, as_json: bool) -> None:
+    ids = [create(api_cli, f"agent {n}") for n in range(5)]
     flags = ["--json"] if as_json else []
 
     def page(*options: str) -> tuple[list[int], str]:
-        result = cli("agents", "list", "--limit", "2", *flags, *options)
+        result = api_cli("agents", "list", "--limit", "2", *flags, *options)
         assert result.exit_code == 0, result.stderr
         if as_json:
             return [agent["id"] for agent in json_output(result)], result.stderr
@@ -206,8 +212,8 @@ def test_list_pages_with_limit_and_after(cli: Cli, as_json: bool) -> None:
     assert seen == ids
 
 
-def test_list_rejects_a_cursor_it_did_not_issue(cli: Cli) -> None:
-    result = cli("agents", "list", "--after", "not-a-cursor")
+def test_list_rejects_a_cursor_it_did_not_issue(api_cli: Cli) -> None:
+    result = api_cli("agents", "list", "--after", "not-a-cursor")
 
     assert "'after' is not a cursor" in error_line(result, EXIT_INVALID)
 
@@ -221,10 +227,10 @@ def test_list_rejects_a_bad_limit(cli: Cli, limit: str) -> None:
     assert "--limit" in result.stderr
 
 
-def test_show_prints_every_field(cli: Cli) -> None:
-    agent_id = create(cli, "Digest", "--tool", "http_get", "--task", "Summarise.")
+def test_show_prints_every_field(api_cli: Cli) -> None:
+    agent_id = create(api_cli, "Digest", "--tool", "http_get", "--task", "Summarise.")
 
-    result = cli("agents", "show", str(agent_id))
+    result = api_cli("agents", "show", str(agent_id))
 
     assert result.exit_code == 0
     assert result.stderr == ""
@@ -241,17 +247,17 @@ def test_show_prints_every_field(cli: Cli) -> None:
     assert set(fields) >= {"created_at", "updated_at", "timeout_s", "concurrency", "timezone"}
 
 
-def test_delete_removes_the_agent(cli: Cli) -> None:
-    keep = create(cli, "keep")
-    gone = create(cli, "gone")
+def test_delete_removes_the_agent(api_cli: Cli) -> None:
+    keep = create(api_cli, "keep")
+    gone = create(api_cli, "gone")
 
-    result = cli("agents", "delete", str(gone))
+    result = api_cli("agents", "delete", str(gone))
 
     assert result.exit_code == 0
     assert result.stdout == ""
     assert result.stderr == f"deleted agent {gone}\n"
-    assert [agent["id"] for agent in json_output(cli("agents", "list", "--json"))] == [keep]
-    assert "does not exist" in error_line(cli("agents", "show", str(gone)), EXIT_NOT_FOUND)
+    assert [agent["id"] for agent in json_output(api_cli("agents", "list", "--json"))] == [keep]
+    assert "does not exist" in error_line(api_cli("agents", "show", str(gone)), EXIT_NOT_FOUND)
 
 
 @pytest.mark.parametrize(
@@ -259,10 +265,10 @@ def test_delete_removes_the_agent(cli: Cli) -> None:
     [["show", "999"], ["show", "999", "--json"], ["delete", "999"]],
     ids=["show", "show-json", "delete"],
 )
-def test_a_missing_agent_is_not_found(cli: Cli, args: list[str]) -> None:
-    create(cli, "someone else")
+def test_a_missing_agent_is_not_found(api_cli: Cli, args: list[str]) -> None:
+    create(api_cli, "someone else")
 
-    result = cli("agents", *args)
+    result = api_cli("agents", *args)
 
     assert error_line(result, EXIT_NOT_FOUND) == "error: agent 999 does not exist"
 
@@ -286,44 +292,131 @@ def test_an_agent_id_is_required(cli: Cli, command: str) -> None:
     assert "agent_id" in result.stderr.lower()
 
 
-# Errors that come from the database rather than the input: one line each, never a traceback.
+def test_the_server_checks_what_only_it_can(api_cli: Cli) -> None:
+    # A well-formed schedule that never fires: the server's check, with its own code.
+    result = api_cli(
+        "agents", "create", "--name", "x", "--model", MODEL, "--schedule", "0 0 30 2 *"
+    )
+
+    line = error_line(result, EXIT_INVALID)
+    assert "never run the agent (schedule_never_fires)" in line
+    assert json_output(api_cli("agents", "list", "--json")) == []
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["list"], ["show", "1"], ["delete", "1"], ["create", "--name", "x", "--model", MODEL]],
-    ids=["list", "show", "delete", "create"],
-)
-def test_an_unmigrated_database_says_to_run_db_upgrade(
-    empty_database_url: str, data_dir: Path, args: list[str]
+# Reaching the server: one line each, naming the fix.
+
+COMMANDS = [["list"], ["show", "1"], ["delete", "1"], ["create", "--name", "x", "--model", MODEL]]
+COMMAND_IDS = ["list", "show", "delete", "create"]
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=COMMAND_IDS)
+def test_no_server_names_the_fix(cli: Cli, args: list[str]) -> None:
+    result = cli("agents", *args, ZERG_SERVER_URL=f"http://127.0.0.1:{free_port()}")
+
+    line = error_line(result, 1)
+    assert "cannot reach Zerg at http://127.0.0.1:" in line
+    assert "start it with `zerg serve` or point ZERG_SERVER_URL at it" in line
+
+
+def test_a_server_url_without_a_scheme_is_one_error_line(cli: Cli) -> None:
+    line = error_line(cli("agents", "list", ZERG_SERVER_URL="zerg.lan:8000"), 1)
+
+    assert "'zerg.lan:8000' is not an http:// or https:// URL" in line
+
+
+def test_a_local_mode_server_reached_by_another_name_names_the_fix(
+    api_cli: Cli, base_url: str
 ) -> None:
-    cli = Cli({"ZERG_DATABASE_URL": empty_database_url, "ZERG_DATA_DIR": str(data_dir)})
+    # 127.1 reaches 127.0.0.1, but as a Host header it is not a loopback name the server trusts.
+    other_name = base_url.replace("127.0.0.1", "127.1")
 
-    line = error_line(cli("agents", *args), 1)
+    line = error_line(api_cli("agents", "list", ZERG_SERVER_URL=other_name), 1)
 
-    assert "cannot use the database" in line
-    assert "`zerg db upgrade`" in line
-
-
-def test_an_unreachable_postgresql_is_one_error_line(data_dir: Path) -> None:
-    url = f"postgresql+psycopg://zerg:s3cret@127.0.0.1:{free_port()}/zerg"
-    cli = Cli({"ZERG_DATABASE_URL": url, "ZERG_DATA_DIR": str(data_dir)})
-
-    line = error_line(cli("agents", "list"), 1)
-
-    assert "cannot use the database at postgresql+psycopg://zerg:***@127.0.0.1" in line
-    assert "Connection refused" in line
-    assert "s3cret" not in line
+    assert "(host_not_allowed)" in line
+    assert f"set ZERG_SERVER_URL=http://127.0.0.1:{base_url.rsplit(':', 1)[1]}" in line
 
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("not a url", "ZERG_DATABASE_URL is not a database URL"),
-        ("nosuchdb://localhost/zerg", "ZERG_DATABASE_URL is not a database URL"),
-    ],
-)
-def test_a_bad_database_url_is_one_error_line(data_dir: Path, url: str, expected: str) -> None:
-    cli = Cli({"ZERG_DATABASE_URL": url, "ZERG_DATA_DIR": str(data_dir)})
+def test_an_answer_that_is_not_from_zerg_is_one_error_line(cli: Cli) -> None:
+    other = FastAPI()
 
-    assert expected in error_line(cli("agents", "list"), 1)
+    @other.get("/api/agents")
+    def page() -> PlainTextResponse:
+        return PlainTextResponse("<html>a proxy's login page</html>")
+
+    @other.get("/api/agents/1")
+    def agent() -> dict[str, Any]:
+        return {"id": "one"}
+
+    with serve_in_thread(other) as url:
+        not_json = error_line(cli("agents", "list", ZERG_SERVER_URL=url), 1)
+        wrong_shape = error_line(cli("agents", "show", "1", ZERG_SERVER_URL=url), 1)
+
+    assert "is not JSON: is ZERG_SERVER_URL the address of a Zerg server?" in not_json
+    assert "the server's answer is not the expected AgentRead" in wrong_shape
+
+
+# Auth mode: from the first user on, every command sends a token and sees its user's agents only.
+
+
+def test_without_a_token_each_command_names_the_fix(
+    api_cli: Cli, add_user: Callable[[str], Member], base_url: str
+) -> None:
+    agent_id = create(api_cli, "made in local mode")
+    add_user("ada")
+
+    for args in [*COMMANDS, ["show", str(agent_id)]]:
+        line = error_line(api_cli("agents", *args), 1)
+        assert line == (
+            f"error: Zerg at {base_url} has users, so it needs an API token (unauthorized): "
+            "run `zerg login`, or set ZERG_TOKEN (an admin makes tokens with "
+            "`zerg tokens create`)"
+        )
+
+
+def test_a_refused_token_is_named_by_its_source_never_shown(
+    api_cli: Cli, add_user: Callable[[str], Member]
+) -> None:
+    add_user("ada")
+    wrong = "zerg_" + "W" * 43
+
+    line = error_line(api_cli("agents", "list", ZERG_TOKEN=wrong), 1)
+
+    assert "refused the API token from ZERG_TOKEN: unknown API token (unauthorized)" in line
+    assert "set ZERG_TOKEN to a valid token, or unset it and run `zerg login`" in line
+    assert wrong not in line
+
+
+def test_a_token_that_cannot_be_a_header_is_refused_before_sending(api_cli: Cli) -> None:
+    line = error_line(api_cli("agents", "list", ZERG_TOKEN="zerg_ab cd"), 1)
+
+    assert line.startswith("error: ZERG_TOKEN does not hold an API token")
+    assert "zerg_ab" not in line
+
+
+def test_with_a_token_each_user_sees_only_their_agents(
+    api_cli: Cli, add_user: Callable[[str], Member]
+) -> None:
+    before = create(api_cli, "made in local mode")
+    ada, bob = add_user("ada"), add_user("bob")
+    outputs = []
+
+    def as_user(member: Member, *args: str) -> Any:
+        result = api_cli("agents", *args, ZERG_TOKEN=member.token)
+        outputs.append(result.stdout + result.stderr)
+        return result
+
+    assert json_output(as_user(bob, "list", "--json")) == []
+    bobs = json_output(as_user(bob, "create", "--name", "b", "--model", MODEL, "--json"))
+    assert bobs["owner_id"] == bob.id
+    assert [a["id"] for a in json_output(as_user(bob, "list", "--json"))] == [bobs["id"]]
+    # The first user took over the agents of local mode; bob cannot tell they exist.
+    adas = json_output(as_user(ada, "list", "--json"))
+    assert [(a["id"], a["owner_id"]) for a in adas] == [(before, ada.id)]
+    for command in ("show", "delete"):
+        missing = error_line(as_user(bob, command, str(before)), EXIT_NOT_FOUND)
+        assert missing == f"error: agent {before} does not exist"
+    table = as_user(ada, "list")
+    assert [row.split()[0] for row in table.stdout.splitlines()[1:]] == [str(before)]
+    assert as_user(ada, "delete", str(before)).exit_code == 0
+    assert json_output(as_user(ada, "list", "--json")) == []
+    assert all(ada.token not in text and bob.token not in text for text in outputs)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from tests.cli.runner import Cli, error_line
+from tests.cli.runner import Cli, error_line, json_output
 from tests.support.postgres import free_port
 from zerg.db.engine import create_db_engine
 from zerg.db.migrate import heads
@@ -59,7 +59,7 @@ def test_upgrade_creates_the_schema_and_is_idempotent(
     first = cli("db", "upgrade")
     assert first.exit_code == 0, (first.stderr, first.exception)
     assert schema_of(empty_database_url) == (EVERY_TABLE, heads()[0])
-    agent_id = cli("agents", "create", "--name", "kept", "--model", "openai:gpt-4o").stdout
+    assert cli("users", "create", "kept").exit_code == 0
 
     second = cli("db", "upgrade")
 
@@ -67,7 +67,8 @@ def test_upgrade_creates_the_schema_and_is_idempotent(
     assert second.stdout == ""
     assert second.stderr == first.stderr
     assert schema_of(empty_database_url) == (EVERY_TABLE, heads()[0])
-    assert cli("agents", "show", agent_id.strip()).exit_code == 0
+    kept = json_output(cli("users", "list", "--json"))
+    assert [user["name"] for user in kept] == ["kept"]
 
 
 def test_upgrade_of_an_unreachable_postgresql_is_one_error_line(data_dir: Path) -> None:

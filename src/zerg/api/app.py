@@ -73,21 +73,23 @@ def create_app(settings: Settings) -> FastAPI:
     for module in (agents, tasks, triggers, threads, runs, me):
         api.include_router(module.router)
     app.include_router(api)
-    app.include_router(triggers.deliveries, prefix="/api")
+    app.include_router(triggers.deliveries)
     app.include_router(health.router)
     # Webhook deliveries keep their own limit, enforced as their route reads them.
-    deliveries = _path_pattern(app.url_path_for("fire_trigger", trigger_id="{id}"), "{id}")
+    hook = app.url_path_for("fire_trigger", public_id="{public_id}")
+    deliveries = _path_pattern(hook, "{public_id}")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=[deliveries])
     _add_links(app)
     return app
 
 
-# The operations that create an object, and the name of the parameters that its `id` fills.
+# The operations that create an object, the parameters its ids fill, and the field of the
+# answer each comes from.
 _CREATED_IDS = {
-    ("post", "/api/agents"): "agent_id",
-    ("post", "/api/threads"): "thread_id",
-    ("post", "/api/agents/{agent_id}/task"): "run_id",
-    ("post", "/api/agents/{agent_id}/triggers"): "trigger_id",
+    ("post", "/api/agents"): {"agent_id": "id"},
+    ("post", "/api/threads"): {"thread_id": "id"},
+    ("post", "/api/agents/{agent_id}/task"): {"run_id": "id"},
+    ("post", "/api/agents/{agent_id}/triggers"): {"trigger_id": "id", "public_id": "public_id"},
 }
 
 
@@ -99,8 +101,12 @@ def _add_links(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:  # FastAPI builds the schema once and keeps it
             schema = generate()
-            for (method, path), name in _CREATED_IDS.items():
-                links = dict(_links_to(schema, name))
+            for (method, path), fields in _CREATED_IDS.items():
+                links = {
+                    target: link
+                    for name, field in fields.items()
+                    for target, link in _links_to(schema, name, field)
+                }
                 for status, response in schema["paths"][path][method]["responses"].items():
                     if status.startswith("2"):
                         response["links"] = links
@@ -109,15 +115,19 @@ def _add_links(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _links_to(schema: dict[str, Any], name: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A link to each operation with a parameter (or a request body field) called `name`."""
+def _links_to(
+    schema: dict[str, Any], name: str, field: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A link to each operation with a parameter (or a request body field) called `name`, filled
+    from the answer's `field`."""
+    value = f"$response.body#/{field}"
     for operations in schema["paths"].values():
         for operation in operations.values():
             target = operation["operationId"]
             if any(p["name"] == name for p in operation.get("parameters", ())):
-                yield target, {"operationId": target, "parameters": {name: "$response.body#/id"}}
+                yield target, {"operationId": target, "parameters": {name: value}}
             elif name in _body_fields(schema, operation):
-                yield target, {"operationId": target, "requestBody": {name: "$response.body#/id"}}
+                yield target, {"operationId": target, "requestBody": {name: value}}
 
 
 def _body_fields(schema: dict[str, Any], operation: dict[str, Any]) -> set[str]:

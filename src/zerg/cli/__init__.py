@@ -2,7 +2,7 @@
 
 import typer
 
-from zerg.cli import agents, db, runs, serve, tokens, users, worker
+from zerg.cli import agents, db, login, runs, serve, tokens, users, worker
 
 app = typer.Typer(
     name="zerg",
@@ -12,6 +12,8 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
+app.command("login")(login.login)
+app.command("logout")(login.logout)
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
 app.add_typer(runs.app, name="runs")

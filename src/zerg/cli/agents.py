@@ -1,6 +1,6 @@
-"""`zerg agents`: define and inspect agents."""
+"""`zerg agents`: define and inspect agents, through the running server."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -13,22 +13,26 @@ from zerg.cli.common import (
     emit_json,
     fail,
     load_settings,
-    session_scope,
+    parse_answer,
+    server_json,
 )
 from zerg.schemas.agents import AgentCreate, AgentRead
+from zerg.schemas.common import Page
 from zerg.schemas.runs import RunRead
-from zerg.services import agents as service
 from zerg.services.pagination import MAX_LIMIT
-from zerg.services.users import LOCAL_OWNER
 
-app = typer.Typer(help="Create, list, show and delete agents.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, list, show, run and delete agents, through the running server "
+    "(ZERG_SERVER_URL, with ZERG_TOKEN or the token of `zerg login`).",
+    no_args_is_help=True,
+)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the server's JSON.")]
 
 
-def _print_agent(agent: AgentRead) -> None:
-    for field, value in agent.model_dump(mode="json").items():
-        typer.echo(f"{field:20} {value if value is not None else '-'}")
+def _print_fields(fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        typer.echo(f"{name:20} {value if value is not None else '-'}")
 
 
 @app.command("list")
@@ -37,15 +41,16 @@ def list_agents(
     limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="How many to show.")] = 50,
     after: Annotated[str | None, typer.Option(help="Cursor from a previous page.")] = None,
 ) -> None:
-    """List agents, oldest first."""
-    with session_scope(load_settings()) as session:
-        page = service.list_agents(actor=LOCAL_OWNER, session=session, limit=limit, after=after)
-        agents = [AgentRead.model_validate(agent) for agent in page.items]
+    """List the agents you may see, oldest first, one page at a time: when there are more,
+    stderr says how to get the next page (`--after CURSOR`)."""
+    params: dict[str, str | int] = {"limit": limit} | ({"after": after} if after else {})
+    data = server_json(load_settings(), "GET", "/api/agents", params=params)
+    page = parse_answer(Page[AgentRead], data)
     if as_json:
-        emit_json(agents)
+        emit_json(data["items"])
     else:
         typer.echo(f"{'ID':>5}  {'STATUS':8} {'MODEL':28} {'SCHEDULE':16} NAME")
-        for agent in agents:
+        for agent in page.items:
             typer.echo(
                 f"{agent.id:>5}  {agent.status:8} {agent.model:28} {agent.schedule or '-':16} "
                 f"{agent.name}"
@@ -68,31 +73,27 @@ def create_agent(
     timeout: Annotated[int, typer.Option(help="Run time limit in seconds.")] = 600,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an agent."""
+    """Create an agent, owned by you (the token's user); prints its id."""
+    fields = {
+        "name": name,
+        "model": model,
+        "system_instructions": system,
+        "task_instructions": task,
+        "tools": tool or [],
+        "schedule": schedule,
+        "timezone": timezone,
+        "concurrency": concurrency,
+        "timeout_s": timeout,
+    }
+    # Checked here too, so a typo is reported with the option's field name before any request.
     try:
-        data = AgentCreate.model_validate(
-            {
-                "name": name,
-                "model": model,
-                "system_instructions": system,
-                "task_instructions": task,
-                "tools": tool or [],
-                "schedule": schedule,
-                "timezone": timezone,
-                "concurrency": concurrency,
-                "timeout_s": timeout,
-            }
-        )
+        AgentCreate.model_validate(fields)
     except ValidationError as exc:
         fail(describe_validation_error(exc), EXIT_INVALID)
-    settings = load_settings()
-    with session_scope(settings) as session:
-        agent = AgentRead.model_validate(
-            service.create_agent(data, actor=LOCAL_OWNER, session=session, settings=settings)
-        )
-        session.commit()
+    data = server_json(load_settings(), "POST", "/api/agents", json=fields)
+    agent = parse_answer(AgentRead, data)
     if as_json:
-        emit_json(agent)
+        emit_json(data)
     else:
         typer.echo(agent.id)
 
@@ -100,14 +101,12 @@ def create_agent(
 @app.command("show")
 def show_agent(agent_id: int, as_json: JsonOpt = False) -> None:
     """Show one agent."""
-    with session_scope(load_settings()) as session:
-        agent = AgentRead.model_validate(
-            service.get_agent(agent_id, actor=LOCAL_OWNER, session=session)
-        )
+    data = server_json(load_settings(), "GET", f"/api/agents/{agent_id}")
+    parse_answer(AgentRead, data)
     if as_json:
-        emit_json(agent)
+        emit_json(data)
     else:
-        _print_agent(agent)
+        _print_fields(data)
 
 
 @app.command("run")
@@ -120,12 +119,12 @@ def run_agent(
     """Start a task run on the running server; prints the run (and its outcome with --wait)."""
     settings = load_settings()
     params: dict[str, str | float] = {"wait": "true", "timeout_s": timeout} if wait else {}
-    response = call_server(
+    data = server_json(
         settings, "POST", f"/api/agents/{agent_id}/task", params=params, timeout=timeout + 30
     )
-    run = RunRead.model_validate(response.json())
+    run = parse_answer(RunRead, data)
     if as_json:
-        emit_json(run)
+        emit_json(data)
     else:
         line = f"run {run.id}: {run.status}"
         if run.thread_id is not None:
@@ -144,7 +143,5 @@ def run_agent(
 @app.command("delete")
 def delete_agent(agent_id: int) -> None:
     """Delete an agent with its threads, messages, runs and triggers."""
-    with session_scope(load_settings()) as session:
-        service.delete_agent(agent_id, actor=LOCAL_OWNER, session=session)
-        session.commit()
+    call_server(load_settings(), "DELETE", f"/api/agents/{agent_id}")
     typer.echo(f"deleted agent {agent_id}", err=True)

@@ -1,9 +1,14 @@
-"""What every command shares: settings, a database session, JSON output and error mapping."""
+"""What every command shares: settings, a database session, the server and its token, JSON
+output and error mapping."""
 
 import json
-from collections.abc import Iterator, Sequence
+import os
+import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import typer
@@ -21,6 +26,13 @@ EXIT_ERROR = 1
 EXIT_NOT_FOUND = 3
 EXIT_INVALID = 4
 EXIT_RUN_FAILED = 5
+
+M = TypeVar("M", bound=BaseModel)
+# API error codes that say no more than the exit code: the error line leaves them out.
+_SAID_BY_EXIT_CODE = {"not_found", "validation_error", "invalid_input"}
+# A token travels in an HTTP header: visible ASCII only, so a stray newline or a pasted
+# non-token can neither break the request nor be quoted back by the HTTP library's errors.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -122,36 +134,160 @@ def migrated_session(settings: Settings) -> Iterator[Session]:
         yield session
 
 
-def call_server(settings: Settings, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """A request to the running server; API errors become the CLI's one-line errors."""
+@dataclass(frozen=True)
+class Credential:
+    """An API token and, for messages, where it came from; messages never show the token."""
+
+    token: str = field(repr=False)
+    source: str
+    fix: str  # what to do when the server refuses it
+
+
+def token_file() -> Path:
+    """Where `zerg login` keeps the token: $XDG_CONFIG_HOME/zerg/token, else
+    ~/.config/zerg/token."""
+    # The XDG base directory convention, not a Zerg setting; it says to ignore a relative value.
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME", ""))
+    base = config_home if config_home.is_absolute() else Path.home() / ".config"
+    return base / "zerg" / "token"
+
+
+def is_token_shaped(text: str) -> bool:
+    return _TOKEN_CHARS.fullmatch(text) is not None
+
+
+def token_in_force(settings: Settings) -> Credential | None:
+    """ZERG_TOKEN if set, else the token `zerg login` stored, else none (local mode needs none)."""
+    if settings.token is not None and settings.token.get_secret_value():
+        return _usable(
+            Credential(
+                settings.token.get_secret_value(),
+                source="ZERG_TOKEN",
+                fix="set ZERG_TOKEN to a valid token, or unset it and run `zerg login`",
+            )
+        )
+    path = token_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not text"
+        fail(
+            f"cannot read the API token stored by `zerg login` in {path}: {reason}; "
+            "run `zerg login` again, or set ZERG_TOKEN"
+        )
+    return _usable(
+        Credential(
+            text.strip(),
+            source=f"{path} (`zerg login`)",
+            fix="run `zerg login` again with a valid token, or set ZERG_TOKEN",
+        )
+    )
+
+
+def _usable(credential: Credential) -> Credential:
+    if not is_token_shaped(credential.token):
+        fail(
+            f"{credential.source} does not hold an API token (one line of visible ASCII "
+            f"characters, zerg_...); {credential.fix}"
+        )
+    return credential
+
+
+def call_server(
+    settings: Settings,
+    method: str,
+    path: str,
+    *,
+    credential: Credential | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """A request to the running server, with `credential` or else the token in force; API errors
+    become the CLI's one-line errors."""
     url = settings.resolved_server_url
-    if settings.token is not None:
+    credential = credential or token_in_force(settings)
+    if credential is not None:
         kwargs["headers"] = {
             **kwargs.get("headers", {}),
-            "Authorization": f"Bearer {settings.token.get_secret_value()}",
+            "Authorization": f"Bearer {credential.token}",
         }
     try:
         response = httpx.request(method, f"{url}{path}", **kwargs)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+        fail(
+            f"the server URL {url!r} is not an http:// or https:// URL; "
+            "set ZERG_SERVER_URL to one, e.g. http://127.0.0.1:8000"
+        )
     except httpx.TransportError as exc:
         fail(
             f"cannot reach Zerg at {url} ({type(exc).__name__}); start it with `zerg serve` "
             "or point ZERG_SERVER_URL at it"
         )
     if response.status_code >= 400:
-        try:
-            body = response.json()
-            detail, code = body["detail"], body["code"]
-        except (ValueError, KeyError, TypeError):
-            detail, code = response.text[:200], "http_error"
-        exit_code = {404: EXIT_NOT_FOUND, 422: EXIT_INVALID}.get(response.status_code, EXIT_ERROR)
-        fail(f"{detail} ({code})", exit_code)
+        _refused(response, url, credential)
     return response
 
 
-def emit_json(data: BaseModel | Sequence[BaseModel]) -> None:
-    payload = (
-        data.model_dump(mode="json")
-        if isinstance(data, BaseModel)
-        else [item.model_dump(mode="json") for item in data]
-    )
-    typer.echo(json.dumps(payload, indent=2))
+def _refused(response: httpx.Response, url: str, credential: Credential | None) -> NoReturn:
+    try:
+        body = response.json()
+        detail, code = str(body["detail"]), str(body["code"])
+    except (ValueError, KeyError, TypeError):
+        detail, code = response.text[:200], "http_error"
+    if credential is not None:
+        detail = detail.replace(credential.token, "zerg_...")
+    if response.status_code == 401 and credential is None:
+        fail(
+            f"Zerg at {url} has users, so it needs an API token ({code}): run `zerg login`, "
+            "or set ZERG_TOKEN (an admin makes tokens with `zerg tokens create`)"
+        )
+    if response.status_code == 401 and credential is not None:
+        fail(
+            f"Zerg at {url} refused the API token from {credential.source}: {detail} ({code}); "
+            f"{credential.fix}"
+        )
+    if response.status_code == 421:
+        port = httpx.URL(url).port or 8000
+        fail(
+            f"Zerg at {url} has no users, so it answers loopback names only ({code}): on its "
+            f"machine set ZERG_SERVER_URL=http://127.0.0.1:{port}, or create a user there "
+            "(`zerg users create NAME --admin`) and use their token"
+        )
+    exit_code = {404: EXIT_NOT_FOUND, 422: EXIT_INVALID}.get(response.status_code, EXIT_ERROR)
+    fail(detail if code in _SAID_BY_EXIT_CODE else f"{detail} ({code})", exit_code)
+
+
+def server_json(settings: Settings, method: str, path: str, **kwargs: Any) -> Any:
+    """`call_server`, and the JSON of its answer."""
+    response = call_server(settings, method, path, **kwargs)
+    try:
+        return response.json()
+    except ValueError:
+        fail(
+            f"{settings.resolved_server_url} answered {method} {path} with something that is "
+            "not JSON: is ZERG_SERVER_URL the address of a Zerg server?"
+        )
+
+
+def parse_answer(model: type[M], data: Any) -> M:
+    """The server's JSON as `model`, or one line saying it is not that shape."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fail(
+            f"the server's answer is not the expected {model.__name__} "
+            f"({describe_validation_error(exc)}): "
+            "is ZERG_SERVER_URL a Zerg of the same version?"
+        )
+
+
+def _jsonable(value: object) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def emit_json(data: Any) -> None:
+    """Print models, lists of models, or JSON as the server sent it."""
+    typer.echo(json.dumps(data, indent=2, default=_jsonable))

@@ -1,18 +1,21 @@
-"""`zerg runs`: inspect and cancel task runs."""
+"""`zerg runs`: inspect and cancel task runs, through the running server."""
 
 from typing import Annotated
 
 import typer
 
-from zerg.cli.common import call_server, emit_json, load_settings, session_scope
+from zerg.cli.common import emit_json, load_settings, parse_answer, server_json
+from zerg.schemas.common import Page
 from zerg.schemas.runs import RunRead, RunStatus
-from zerg.services import runs as service
 from zerg.services.pagination import MAX_LIMIT
-from zerg.services.users import LOCAL_OWNER
 
-app = typer.Typer(help="List, show and cancel task runs.", no_args_is_help=True)
+app = typer.Typer(
+    help="List, show and cancel task runs, through the running server "
+    "(ZERG_SERVER_URL, with ZERG_TOKEN or the token of `zerg login`).",
+    no_args_is_help=True,
+)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the server's JSON.")]
 
 
 def _line(run: RunRead) -> str:
@@ -32,25 +35,25 @@ def list_runs(
     after: Annotated[str | None, typer.Option(help="Cursor from a previous page.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs, newest first."""
-    with session_scope(load_settings()) as session:
-        page = service.list_runs(
-            actor=LOCAL_OWNER,
-            session=session,
-            agent_id=agent,
-            status=status,
-            limit=limit,
-            after=after,
-        )
-        runs = [RunRead.model_validate(run) for run in page.items]
+    """List the runs you may see, newest first, one page at a time: when there are more,
+    stderr says how to get the next page (`--after CURSOR`)."""
+    params: dict[str, str | int] = {"limit": limit}
+    if agent is not None:
+        params["agent_id"] = agent
+    if status is not None:
+        params["status"] = status.value
+    if after is not None:
+        params["after"] = after
+    data = server_json(load_settings(), "GET", "/api/runs", params=params)
+    page = parse_answer(Page[RunRead], data)
     if as_json:
-        emit_json(runs)
+        emit_json(data["items"])
     else:
         typer.echo(
             f"{'ID':>6}  {'AGENT':>5}  {'STATUS':10} {'TRIGGER':9} {'THREAD':>7}  "
             f"{'TOKENS':>7}  TOOK"
         )
-        for run in runs:
+        for run in page.items:
             typer.echo(_line(run))
     if page.next_cursor:
         typer.echo(f"more: zerg runs list --after {page.next_cursor}", err=True)
@@ -59,21 +62,21 @@ def list_runs(
 @app.command("show")
 def show_run(run_id: int, as_json: JsonOpt = False) -> None:
     """Show one run."""
-    with session_scope(load_settings()) as session:
-        run = RunRead.model_validate(service.get_run(run_id, actor=LOCAL_OWNER, session=session))
+    data = server_json(load_settings(), "GET", f"/api/runs/{run_id}")
+    parse_answer(RunRead, data)
     if as_json:
-        emit_json(run)
+        emit_json(data)
         return
-    for field, value in run.model_dump(mode="json").items():
+    for field, value in data.items():
         typer.echo(f"{field:14} {value if value is not None else '-'}")
 
 
 @app.command("cancel")
 def cancel_run(run_id: int, as_json: JsonOpt = False) -> None:
-    """Cancel a queued or running run (through the running server)."""
-    response = call_server(load_settings(), "POST", f"/api/runs/{run_id}/cancel")
-    run = RunRead.model_validate(response.json())
+    """Cancel a queued or running run; its in-flight model or tool call is interrupted."""
+    data = server_json(load_settings(), "POST", f"/api/runs/{run_id}/cancel")
+    run = parse_answer(RunRead, data)
     if as_json:
-        emit_json(run)
+        emit_json(data)
     else:
         typer.echo(f"run {run.id}: {run.status}")

@@ -20,6 +20,7 @@ class TriggerCreate(BaseModel):
 class TriggerRead(BaseModel):
     id: int
     agent_id: int
+    public_id: str = Field(description="The random id in the delivery URL: `/hooks/{public_id}`.")
     scheme: Scheme
     url: str = Field(description="Where senders POST deliveries.")
     created_at: datetime

@@ -82,10 +82,14 @@ def get_trigger(trigger_id: int, *, actor: Actor, session: Session) -> Trigger:
     return _found(session.scalar(stmt), trigger_id)
 
 
-def trigger_for_delivery(trigger_id: int, *, session: Session) -> Trigger:
-    """Trigger `trigger_id` whoever owns it: a delivery acts as nobody, its signature (checked
-    next, by `verify_delivery`) is what lets it in."""
-    return _found(session.get(Trigger, trigger_id), trigger_id)
+def trigger_for_delivery(public_id: str, *, session: Session) -> Trigger:
+    """The trigger whose delivery URL ends in `public_id`, whoever owns it: a delivery acts as
+    nobody, its signature (checked next, by `verify_delivery`) is what lets it in."""
+    trigger = session.scalar(select(Trigger).where(Trigger.public_id == public_id))
+    if trigger is None:
+        # Not echoed: the id is what keeps the URL unguessable, and the sender knows it anyway.
+        raise NotFound("no trigger has this delivery URL")
+    return trigger
 
 
 def _found(trigger: Trigger | None, trigger_id: int) -> Trigger:

@@ -1,8 +1,9 @@
-"""Webhook triggers: /api/agents/{id}/triggers and /api/triggers/{id}/..."""
+"""Webhook triggers: /api/agents/{id}/triggers, /api/triggers/{id}/... and the deliveries
+to /hooks/{public_id}."""
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from zerg.api.deps import (
@@ -22,15 +23,18 @@ from zerg.schemas.triggers import TriggerCreate, TriggerCreated, TriggerRead, Tr
 from zerg.services import webhooks as service
 
 router = APIRouter(tags=["triggers"])
-# Deliveries authenticate by their signature, not by an API token: a router of their own.
+# Deliveries authenticate by their signature, not by an API token: a router of their own, served
+# outside /api so that a reverse proxy can expose deliveries alone.
 deliveries = APIRouter(tags=["triggers"])
+PublicId = Annotated[str, Path(description="The trigger's `public_id` (its `url` ends in it).")]
 
 
 def _read(trigger: Trigger, request: Request) -> TriggerRead:
-    url = str(request.url_for("fire_trigger", trigger_id=trigger.id))
+    url = str(request.url_for("fire_trigger", public_id=trigger.public_id))
     return TriggerRead(
         id=trigger.id,
         agent_id=trigger.agent_id,
+        public_id=trigger.public_id,
         scheme=trigger.scheme,
         url=url,
         created_at=trigger.created_at,
@@ -132,28 +136,27 @@ _FIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "The body is too large."},
     422: {
         "model": ErrorBody,
-        "description": "The payload nests too deep, the delivery id is too long, or the "
-        "trigger id is out of range.",
+        "description": "The payload nests too deep or the delivery id is too long.",
     },
 }
 
 
 @deliveries.post(
-    "/triggers/{trigger_id}/fire",
+    "/hooks/{public_id}",
     name="fire_trigger",
     status_code=202,
     responses=_FIRE_RESPONSES,
     openapi_extra=_FIRE_OPENAPI,
 )
 async def fire_trigger(
-    trigger_id: Id, request: Request, database: DatabaseDep, task_runs: TaskRunsDep
+    public_id: PublicId, request: Request, database: DatabaseDep, task_runs: TaskRunsDep
 ) -> JSONResponse:
     """Receive a signed delivery: 202 with the run it started, 200 with the run of a delivery
     seen before (same delivery id, or for GitHub the same body within 24 hours), 401 when the
     signature or timestamp is wrong."""
     body = await _body(request)
     with database.session() as session:
-        trigger = service.trigger_for_delivery(trigger_id, session=session)
+        trigger = service.trigger_for_delivery(public_id, session=session)
         delivery = service.verify_delivery(trigger, body, request.headers)
         seen = service.run_for_delivery(trigger, delivery, session=session)
         service.mark_fired(trigger, session=session)
