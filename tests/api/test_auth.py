@@ -70,6 +70,8 @@ def test_the_first_user_switches_auth_mode_on(client: httpx.Client, database: Da
     assert mine.status_code == 200
     me = client.get("/api/me", headers=bearer(token)).json()
     assert me["name"] == "ada" and me["is_admin"] is True and me["mode"] == "token"
+    with database.session() as session:  # the request recorded the token's use
+        assert session.scalar(select(ApiToken.last_used_at)) is not None
     assert client.get("/health").status_code == 200
 
 

@@ -205,8 +205,9 @@ def test_list_shows_when_a_token_was_last_used(
 ) -> None:
     token = add_user(cli, "alice", "--admin")
     frozen_clock[0] += timedelta(minutes=3)
-    with database.session() as session:
+    with database.session() as session:  # as a request does: authenticate, then commit
         service.authenticate(token, session=session)
+        session.commit()
 
     listed = json_output(cli("tokens", "list", "--json"))
 

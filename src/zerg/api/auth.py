@@ -51,6 +51,7 @@ async def current_actor(request: Request) -> Actor:
     if mode.required():
         with mode.database.session() as session:
             actor = authenticate(_bearer_token(request), session=session)
+            session.commit()  # the token's last use, when it was due for an update
     else:
         if not mode.open_to_any_host:
             _require_loopback_host(request)

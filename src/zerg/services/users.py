@@ -193,7 +193,7 @@ def authenticate(token: str, *, session: Session) -> Actor:
         raise Unauthorized(f"user {user.name!r} is disabled")
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
         row.last_used_at = now
-        session.commit()
+        session.flush()
     return Actor(user_id=user.id, name=user.name, is_admin=user.is_admin, token_id=row.id)
 
 
