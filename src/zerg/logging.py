@@ -13,3 +13,12 @@ def configure_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+
+
+class DeniedHandshakeFilter(logging.Filter):
+    """Drops uvicorn's "returned without completing handshake" error, which it logs for every
+    WebSocket handshake refused with an HTTP answer (a 401, 403 or 421 the hub sends on
+    purpose): anyone could fill the log with it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing handshake" not in record.getMessage()

@@ -128,6 +128,25 @@ class Settings(BaseSettings):
         description="How many runs one agent may have waiting (concurrency: queue); a trigger "
         "beyond that is refused with 429 queue_full.",
     )
+    event_buffer: int = Field(
+        default=1000,
+        ge=10,
+        le=1_000_000,
+        description="How many events a WebSocket or event stream client may fall behind "
+        "before it is dropped (it reconnects and resumes).",
+    )
+    event_retention_days: float = Field(
+        default=7.0,
+        gt=0,
+        description="How long stored events are kept for streams to resume from.",
+    )
+    heartbeat_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="How often WebSocket pings and event-stream heartbeats go out; a WebSocket "
+        "peer that does not answer a ping within as long again is disconnected.",
+    )
     reconcile_interval_s: float = Field(
         default=60.0,
         gt=0,

@@ -159,8 +159,9 @@ def test_the_docs_and_the_openapi_schema_are_served(client: httpx.Client) -> Non
         "/api/agents/{agent_id}": {"get", "patch", "delete"},
         "/api/threads": {"get", "post"},
         "/api/threads/{thread_id}": {"get", "patch", "delete"},
-        "/api/threads/{thread_id}/messages": {"get"},
+        "/api/threads/{thread_id}/messages": {"get", "post"},
         "/api/runs": {"get"},
         "/api/runs/{run_id}": {"get"},
+        "/api/runs/{run_id}/events": {"get"},
         "/health": {"get"},
     }.items() <= {path: set(ops) for path, ops in paths.items()}.items()

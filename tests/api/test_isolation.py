@@ -21,6 +21,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/threads"): {"agent_id": "{agent_id}"},
     ("patch", "/api/threads/{thread_id}"): {"title": "taken over"},
     ("post", "/api/agents/{agent_id}/triggers"): {"scheme": "standard"},
+    ("post", "/api/threads/{thread_id}/messages"): {"content": "taken over"},
 }
 # The routes outside /api, which the walk skips: they serve no user's objects.
 NOT_A_USERS_ROUTE = {
@@ -126,6 +127,8 @@ def test_another_users_objects_are_not_found_on_every_route(
     agent = client.get(f"/api/agents/{alice['agent_id']}", headers=auth).json()
     assert agent["name"] == MARK
     assert client.get(f"/api/threads/{alice['thread_id']}", headers=auth).json()["title"] == MARK
+    messages = client.get(f"/api/threads/{alice['thread_id']}/messages", headers=auth).json()
+    assert [m["role"] for m in messages["items"]] == ["system"]  # B sent no chat message
     runs = client.get(f"/api/runs?agent_id={alice['agent_id']}", headers=auth).json()["items"]
     assert [r["id"] for r in runs] == [alice["run_id"]]  # B started none
     triggers = client.get(f"/api/agents/{alice['agent_id']}/triggers", headers=auth).json()

@@ -208,10 +208,12 @@ def test_events_follow_the_run_and_are_published_after_their_commit(
     openai_server.set_policy(tool_then_answer("calculator", {"expression": "6*7"}))
     agent = create_agent(client, openai_server)
     seen: list[tuple[str, dict[str, Any]]] = []
+    ids: list[int | None] = []
     stored_status: list[str] = []
 
     def listen(event: Event) -> None:
         seen.append((event.type.value, event.data))
+        ids.append(event.id)
         if event.type == EventType.AGENT_UPDATED:
             # Whoever hears the event and reads the database sees what the event says.
             with database.session() as session:
@@ -231,9 +233,13 @@ def test_events_follow_the_run_and_are_published_after_their_commit(
         "thread_message_created",
         "thread_message_created",
         "thread_message_created",
+        "thread_message_created",
+        "thread_message_created",
         "agent_updated",
         "run_updated",
     ]
+    # Every event is stored, and its id says in which order.
+    assert all(i is not None for i in ids) and ids == sorted(set(ids))  # type: ignore[type-var]
     agent_events = [data for kind, data in seen if kind == "agent_updated"]
     assert agent_events == [
         {"id": agent["id"], "status": "running"},
@@ -241,6 +247,8 @@ def test_events_follow_the_run_and_are_published_after_their_commit(
     ]
     assert stored_status == ["running", "idle"]
     assert [data["role"] for kind, data in seen if kind == "thread_message_created"] == [
+        "system",
+        "user",
         "assistant",
         "tool",
         "assistant",

@@ -41,7 +41,7 @@ def schema(engine: Engine) -> dict[str, Any]:
             "columns": [
                 (c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)
             ],
-            "indexes": sorted(str(sorted(i.items())) for i in inspector.get_indexes(table)),
+            "indexes": sorted(str(sorted(_plain(i).items())) for i in inspector.get_indexes(table)),
             "foreign_keys": sorted(
                 str(sorted(f.items())) for f in inspector.get_foreign_keys(table)
             ),
@@ -51,6 +51,12 @@ def schema(engine: Engine) -> dict[str, Any]:
         }
         for table in sorted(inspector.get_table_names())
     }
+
+
+def _plain(index: Any) -> dict[str, Any]:
+    """An index as comparable values: a partial index's WHERE clause as its SQL text."""
+    options = {key: str(value) for key, value in index.get("dialect_options", {}).items()}
+    return {**index, "dialect_options": options}
 
 
 def check_models_match(engine: Engine) -> None:

@@ -43,7 +43,7 @@ async def test_bookkeeping_runs_on_the_loop_and_other_calls_on_threads(
     engine = RunEngine(Settings(data_dir=tmp_path), execute, "embedded")
     await asyncio.to_thread(engine.launch)
     try:
-        await engine.submit(1, 1, "run-inline-test", queued=False)
+        await engine.submit(1, "1", "run-inline-test", queued=False)
         await asyncio.wait_for(finished.wait(), 30)
         await asyncio.sleep(0.2)  # the outcome is recorded after the body returns
     finally:

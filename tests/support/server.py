@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from zerg.api.app import server_options
+
 
 @contextmanager
 def serve_in_thread(app: FastAPI) -> Iterator[str]:
@@ -16,7 +18,10 @@ def serve_in_thread(app: FastAPI) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
+    # A Zerg app runs with the options `zerg serve` gives it; another app (a fake server) plain.
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    options = server_options(settings) if settings is not None else {"ws": "websockets-sansio"}
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -28,17 +28,21 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 @asynccontextmanager
-async def model_http_client(model: str) -> AsyncIterator[httpx.AsyncClient | None]:
-    """An HTTP client for one run's model calls (None where the provider manages its own).
+async def model_http_client(model: str) -> AsyncIterator[Any]:
+    """An HTTP client for one run's model calls, of the provider SDK's own kind (None where
+    the provider makes none).
 
     The SDKs' shared default clients are bound to the first event loop that uses them, and
     runs execute on more than one loop (the server's, and the engine's for recovered runs).
     """
-    if not model.startswith("openai:"):
+    if model.startswith("openai:"):
+        async with httpx.AsyncClient(verify=_ssl_context()) as client:
+            yield client
+    elif model.startswith("anthropic:"):
+        async with anthropic.DefaultAsyncHttpxClient() as anthropic_client:
+            yield anthropic_client
+    else:
         yield None
-        return
-    async with httpx.AsyncClient(verify=_ssl_context()) as client:
-        yield client
 
 
 class ModelConfigError(Exception):
@@ -106,7 +110,7 @@ def build_chat_model(
     config: dict[str, Any],
     settings: Settings,
     *,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: Any = None,
 ) -> BaseChatModel:
     """The chat model for `model` (`provider:name`), configured from the agent and settings."""
     provider, _, name = model.partition(":")
@@ -142,13 +146,20 @@ def build_chat_model(
 
         if settings.anthropic_api_key is None:
             raise ModelConfigError(f"{model} needs an API key: set ANTHROPIC_API_KEY")
-        return ChatAnthropic(  # type: ignore[call-arg]
+        chat = ChatAnthropic(  # type: ignore[call-arg]
             model_name=name,
             api_key=settings.anthropic_api_key,
             base_url=config.get("base_url"),
             default_request_timeout=timeout,
             max_retries=max_retries,
         )
+        if http_client is not None:
+            # ChatAnthropic's own async client is one per base URL for the whole process,
+            # bound to the first event loop that used it; give it the run's, as for openai:.
+            chat.__dict__["_async_client"] = anthropic.AsyncClient(
+                **chat._client_params, http_client=http_client
+            )
+        return chat
     if provider == "scripted":
         if name not in SCRIPTED_MODELS:
             raise ModelConfigError(

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
 import langsmith
 from langchain.agents import create_agent
 from langchain.agents.middleware import (
@@ -35,7 +34,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langgraph.prebuilt import ToolNode
 from langgraph.types import StreamMode
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 
 from zerg.agents.models import build_chat_model, model_http_client
 from zerg.agents.pricing import cost_usd
@@ -186,9 +185,12 @@ class AgentRunner:
         *,
         settings: Settings,
         http_policy: HttpGetPolicy | None = None,
-        on_message: Callable[[MessageRead], None] | None = None,
+        on_message: Callable[[Connection, MessageRead], Callable[[], None]] | None = None,
         on_token: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_message(connection, message)` runs in the transaction that stores each message
+        (to record its event there); what it returns runs once that has committed.
+        `on_token(text)` gets the model's tokens as they come when `run_thread` streams."""
         self.agent = agent
         self.settings = settings
         self.model_name = agent.model
@@ -227,7 +229,7 @@ class AgentRunner:
         history: list[BaseMessage],
         usage: RunUsage,
         stream: bool,
-        http_client: httpx.AsyncClient | None,
+        http_client: Any,
     ) -> None:
         model = build_chat_model(
             self.model_name, self.config, self.settings, http_client=http_client
@@ -313,13 +315,16 @@ class AgentRunner:
         else:
             logger.debug("ignoring %s from node %s", type(message).__name__, node)
             return
+        after_commit = None
         with db.transaction() as connection:
             stored = ThreadService.add_message(
                 connection, thread.id, content=message.text, **fields
             )
+            if self.on_message:
+                after_commit = self.on_message(connection, stored)
         usage.messages.append(stored)
-        if self.on_message:
-            self.on_message(stored)
+        if after_commit is not None:
+            after_commit()
 
     def _model_meta(
         self, message: AIMessage, usage: RunUsage, latency_ms: float | None

@@ -9,13 +9,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 
 import zerg
+from zerg.api import ws
 from zerg.api.auth import AuthMode, current_actor
 from zerg.api.errors import install_error_handlers
 from zerg.api.limits import BodyLimit
-from zerg.api.routes import agents, health, me, runs, tasks, threads, triggers
+from zerg.api.routes import agents, health, me, run_events, runs, tasks, threads, triggers
 from zerg.db import Database
-from zerg.events import EventBus
 from zerg.events.postgres import PostgresRelay
+from zerg.events.wiring import connect_bus
 from zerg.scheduler.service import SchedulerService
 from zerg.services.task_runs import TaskRuns
 from zerg.settings import Settings
@@ -59,20 +60,18 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.database = Database(settings)
-    app.state.bus = EventBus()
     # On PostgreSQL the bus spans every process on the database (API replicas and workers).
-    app.state.relay = (
-        None if settings.is_sqlite else PostgresRelay(app.state.bus, settings.resolved_database_url)
-    )
+    app.state.bus, app.state.relay = connect_bus(settings, app.state.database)
     app.state.task_runs = TaskRuns(settings, app.state.database, app.state.bus)
     install_error_handlers(app)
 
     app.state.auth_mode = AuthMode(settings, app.state.database)
     # Every API route acts as someone; webhook deliveries are signed instead.
     api = APIRouter(prefix="/api", dependencies=[Depends(current_actor)])
-    for module in (agents, tasks, triggers, threads, runs, me):
+    for module in (agents, tasks, triggers, threads, runs, run_events, me):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(ws.router)
     app.include_router(triggers.deliveries)
     app.include_router(health.router)
     # Webhook deliveries keep their own limit, enforced as their route reads them.
@@ -81,6 +80,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=[deliveries])
     _add_links(app)
     return app
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's settings for this app: WebSocket pings find dead peers, and a client's
+    messages are small."""
+    return {
+        "ws": "websockets-sansio",
+        "ws_ping_interval": settings.heartbeat_s,
+        "ws_ping_timeout": settings.heartbeat_s,
+        "ws_max_size": ws.MAX_MESSAGE_BYTES,
+    }
 
 
 # The operations that create an object, the parameters its ids fill, and the field of the

@@ -8,6 +8,7 @@ name loopback too, so a web page cannot reach it through a DNS name rebound to 1
 import time
 
 from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from zerg.db import Database
 from zerg.errors import MisdirectedRequest, Unauthorized
@@ -47,6 +48,11 @@ class AuthMode:
 async def current_actor(request: Request) -> Actor:
     """The actor of this request (also on `request.state.actor`); 401 `unauthorized` without a
     valid token in auth mode, 421 `host_not_allowed` for a non-loopback Host in local mode."""
+    return actor_of(request)
+
+
+def actor_of(request: HTTPConnection) -> Actor:
+    """`current_actor` for any connection, a WebSocket's handshake too."""
     mode: AuthMode = request.app.state.auth_mode
     if mode.required():
         with mode.database.session() as session:
@@ -60,7 +66,7 @@ async def current_actor(request: Request) -> Actor:
     return actor
 
 
-def _bearer_token(request: Request) -> str:
+def _bearer_token(request: HTTPConnection) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
@@ -70,7 +76,7 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def _require_loopback_host(request: Request) -> None:
+def _require_loopback_host(request: HTTPConnection) -> None:
     host = request.headers.get("host", "")
     if not is_loopback_host(host):
         raise MisdirectedRequest(

@@ -72,6 +72,11 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{location}: {message}" if location else message
 
 
+def response_for(error: ZergError) -> JSONResponse:
+    """The error as the API answers it (also a WebSocket handshake's denial)."""
+    return error_response(_status_of(error), error.detail, error.code)
+
+
 async def _on_zerg_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ZergError)
     return error_response(_status_of(exc), exc.detail, exc.code)

@@ -8,9 +8,9 @@ import typer
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
-from zerg.api.app import create_app
+from zerg.api.app import create_app, server_options
 from zerg.cli.common import fail, load_settings, migrate_or_fail, require_postgres, session_scope
-from zerg.logging import configure_logging
+from zerg.logging import DeniedHandshakeFilter, configure_logging
 from zerg.net import is_loopback_host
 from zerg.services.users import users_exist
 from zerg.settings import Settings
@@ -22,6 +22,8 @@ def _uvicorn_log_config() -> dict[str, Any]:
     """uvicorn's logging with its access lines moved from stdout to stderr, beside every log."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config.setdefault("filters", {})["denied_handshake"] = {"()": DeniedHandshakeFilter}
+    config["loggers"]["uvicorn.error"]["filters"] = ["denied_handshake"]
     return config
 
 
@@ -86,4 +88,5 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         log_config=_uvicorn_log_config(),
+        **server_options(settings),
     )

@@ -131,14 +131,15 @@ def _sqlite_engine(url: str) -> sa.Engine:
     return engine
 
 
-def _enqueue_options(run_id: int, agent_id: int, workflow_id: str) -> EnqueueOptions:
-    """A run on the workers' queue: one at a time per agent, in the order runs were recorded."""
+def _enqueue_options(run_id: int, partition: str, workflow_id: str) -> EnqueueOptions:
+    """A run on the workers' queue: one at a time per partition (an agent's task runs, or a
+    thread's chat turns), in the order runs were recorded."""
     return {
         "workflow_name": WORKFLOW_NAME,
         "queue_name": AGENT_QUEUE,
         "workflow_id": workflow_id,
         "app_version": APPLICATION_VERSION,
-        "queue_partition_key": str(agent_id),
+        "queue_partition_key": partition,
         "priority": min(run_id, _MAX_PRIORITY),
     }
 
@@ -264,16 +265,17 @@ class RunEngine:
         )
         self.launched = True
 
-    async def submit(self, run_id: int, agent_id: int, workflow_id: str, *, queued: bool) -> None:
+    async def submit(self, run_id: int, partition: str, workflow_id: str, *, queued: bool) -> None:
         """Record the run's workflow durably, then start it at once on the running event loop,
-        or — `queued` — queue it behind the agent's other runs.
+        or — `queued` — queue it behind the other runs of its `partition` (an agent's id, or
+        `thread-<id>` for chat turns).
 
-        In distributed mode every run is queued for the workers, one at a time per agent (an
-        agent with `concurrency: reject` never has two active runs anyway).
+        In distributed mode every run is queued for the workers, one at a time per partition
+        (an agent with `concurrency: reject` never has two active runs anyway).
         Submitting a run twice is harmless: its workflow id is stored on the run.
         """
         if self._client is not None:
-            options = _enqueue_options(run_id, agent_id, workflow_id)
+            options = _enqueue_options(run_id, partition, workflow_id)
             await self._client.enqueue_async(options, run_id)
             return
         with SetWorkflowID(workflow_id):
@@ -284,16 +286,16 @@ class RunEngine:
             # Priority = run id: an agent's runs start in the order they were recorded, even
             # when their enqueues raced each other.
             priority = min(run_id, _MAX_PRIORITY)
-            with SetEnqueueOptions(queue_partition_key=str(agent_id), priority=priority):
+            with SetEnqueueOptions(queue_partition_key=partition, priority=priority):
                 await self._queue.enqueue_async(_task_run_workflow, run_id)
 
     def enqueue_in_transaction(
-        self, db: Connection, run_id: int, agent_id: int, workflow_id: str
+        self, db: Connection, run_id: int, partition: str, workflow_id: str
     ) -> None:
         """Distributed mode: queue the run for the workers in the caller's transaction on the
         same PostgreSQL database, so the run and its workflow commit (or vanish) together."""
         assert self._client is not None, "only distributed mode enqueues in a transaction"
-        options = _enqueue_options(run_id, agent_id, workflow_id)
+        options = _enqueue_options(run_id, partition, workflow_id)
         self._client.enqueue_in_transaction(db, options, run_id)
 
     async def notify(self, run_id: int, workflow_id: str) -> None:

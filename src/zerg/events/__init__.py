@@ -1,5 +1,6 @@
-"""The event bus: typed events published after the commit they describe."""
+"""The event bus and the event log: typed events with ids, published after the commit they
+describe."""
 
-from zerg.events.bus import Event, EventBus, EventType, Subscription
+from zerg.events.bus import AGENTS_TOPIC, Dropped, Event, EventBus, EventType, Subscription
 
-__all__ = ["Event", "EventBus", "EventType", "Subscription"]
+__all__ = ["AGENTS_TOPIC", "Dropped", "Event", "EventBus", "EventType", "Subscription"]

@@ -5,6 +5,12 @@ delivers the other processes' events to this process's subscribers (a run execut
 worker reaches a request waiting on an API replica). Events are sent by a background thread,
 so `publish` never waits on the network, and in order, since one connection sends them all.
 NOTIFY payloads are limited to 8000 bytes: a larger event travels in several parts.
+
+A notification sent while a listener is disconnected never reaches it, so the stored log is
+the source of truth for gaps: after it reconnects, the listener reads the events recorded since
+shortly before it lost its connection and delivers those it had not seen (the bus skips ids it
+has). Chat stream chunks are not stored, so a turn streamed during the gap is seen as its
+stored messages.
 """
 
 import base64
@@ -13,11 +19,14 @@ import logging
 import queue
 import threading
 import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
 
+from zerg import clock
 from zerg.events.bus import Event, EventBus, EventType
 
 logger = logging.getLogger(__name__)
@@ -28,6 +37,9 @@ _PART_BYTES = 5000
 _MAX_BATCH = 200
 _RECONNECT_S = 1.0
 _POLL_S = 0.2
+# The catch-up after a reconnect reads back from this long before the connection was lost
+# (an event is recorded a moment before its transaction commits and is sent).
+_CATCH_UP_MARGIN = timedelta(seconds=30)
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
@@ -37,7 +49,15 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 def encode(event: Event, origin: str) -> list[str]:
     """The NOTIFY payloads that carry `event`: one, or its parts in order."""
-    body = json.dumps({"o": origin, "t": event.type.value, "d": event.data})
+    body = json.dumps(
+        {
+            "o": origin,
+            "t": event.type.value,
+            "d": event.data,
+            "r": [event.id, event.owner_id, event.agent_id, event.thread_id, event.run_id],
+            "s": [event.seq, event.id_before],
+        }
+    )
     raw = body.encode()
     if len(raw) <= _PART_BYTES:
         return [body]
@@ -67,14 +87,34 @@ class _Reassembler:
                     self._parts.pop(next(iter(self._parts)))
                 return None
             envelope = json.loads(b"".join(self._parts.pop(envelope["m"])))
-        return envelope["o"], Event(EventType(envelope["t"]), envelope["d"])
+        event_id, owner_id, agent_id, thread_id, run_id = envelope["r"]
+        seq, id_before = envelope["s"]
+        event = Event(
+            EventType(envelope["t"]),
+            envelope["d"],
+            id=event_id,
+            owner_id=owner_id,
+            agent_id=agent_id,
+            thread_id=thread_id,
+            run_id=run_id,
+            seq=seq,
+            id_before=id_before,
+        )
+        return envelope["o"], event
 
 
 class PostgresRelay:
     """Connects an `EventBus` to the same bus in every other process on the database."""
 
-    def __init__(self, bus: EventBus, database_url: str) -> None:
+    def __init__(
+        self,
+        bus: EventBus,
+        database_url: str,
+        catch_up: Callable[[datetime], Sequence[Event]] | None = None,
+    ) -> None:
+        """`catch_up(since)` reads the events stored since then (after a reconnect)."""
         self.bus = bus
+        self._catch_up = catch_up
         self.origin = uuid.uuid4().hex
         self._conninfo = libpq_url(database_url)
         self._outbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
@@ -104,10 +144,13 @@ class PostgresRelay:
 
     def _send(self) -> None:
         connection: psycopg.Connection[Any] | None = None
-        while not self._stopping.is_set() or not self._outbox.empty():
-            batch = self._next_batch()
+        batch: list[Event] = []
+        failures = 0
+        while not self._stopping.is_set() or not self._outbox.empty() or batch:
             if not batch:
-                continue
+                batch, failures = self._next_batch(), 0
+                if not batch:
+                    continue
             try:
                 if connection is None or connection.closed:
                     connection = psycopg.connect(self._conninfo, autocommit=True)
@@ -116,8 +159,13 @@ class PostgresRelay:
                     for event in batch:
                         for payload in encode(event, self.origin):
                             connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                batch = []
             except Exception as exc:
+                # Sent once more on a new connection; then left to the listeners' catch-up.
+                failures += 1
                 logger.warning("could not send %d events to other processes: %s", len(batch), exc)
+                if failures > 1 or self._stopping.is_set():
+                    batch = []
                 _close(connection)
                 connection = None
                 self._stopping.wait(_RECONNECT_S)
@@ -138,20 +186,36 @@ class PostgresRelay:
     # -- receiving -------------------------------------------------------------------------
 
     def _listen(self) -> None:
+        lost_at: datetime | None = None
         while not self._stopping.is_set():
             connection: psycopg.Connection[Any] | None = None
             try:
                 connection = psycopg.connect(self._conninfo, autocommit=True)
                 connection.execute(f"LISTEN {CHANNEL}")
                 self._listening.set()
+                if lost_at is not None:
+                    self._deliver_missed(lost_at)
+                    lost_at = None
                 self._receive(connection)
             except Exception as exc:
                 if self._stopping.is_set():
                     break
+                if lost_at is None:
+                    lost_at = clock.now()
                 logger.warning("cannot receive other processes' events (retrying): %s", exc)
                 self._stopping.wait(_RECONNECT_S)
             finally:
                 _close(connection)
+
+    def _deliver_missed(self, lost_at: datetime) -> None:
+        """Deliver the stored events this process may have missed while not listening."""
+        if self._catch_up is None:
+            return
+        missed = 0
+        for event in self._catch_up(lost_at - _CATCH_UP_MARGIN):
+            missed += self.bus.deliver(event)
+        if missed:
+            logger.info("delivered %d events sent while not listening", missed)
 
     def _receive(self, connection: psycopg.Connection[Any]) -> None:
         reassembler = _Reassembler()

@@ -5,6 +5,7 @@ The `*_table` names are the same tables for SQLAlchemy Core statements (the run 
 
 from zerg.models.agents import Agent, agents_table
 from zerg.models.base import Base
+from zerg.models.events import EventRow, events_table
 from zerg.models.instance import Instance
 from zerg.models.runs import Run, runs_table
 from zerg.models.threads import Message, Thread, messages_table, threads_table
@@ -16,6 +17,7 @@ __all__ = [
     "Agent",
     "ApiToken",
     "Base",
+    "EventRow",
     "Instance",
     "Message",
     "Run",
@@ -24,6 +26,7 @@ __all__ = [
     "User",
     "Worker",
     "agents_table",
+    "events_table",
     "messages_table",
     "runs_table",
     "threads_table",

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Float, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Table, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg import clock
@@ -18,9 +18,22 @@ def new_workflow_id() -> str:
     return f"run-{uuid.uuid4().hex}"
 
 
+# A thread has at most one chat turn queued or running: a second one fails to insert.
+OPEN_CHAT_TURN = text("\"trigger\" = 'chat' AND status IN ('queued', 'running')")
+
+
 class Run(Base):
     __tablename__ = "runs"
-    __table_args__ = NEVER_REUSE_IDS
+    __table_args__ = (
+        Index(
+            "uq_runs_open_chat_turn",
+            "thread_id",
+            unique=True,
+            sqlite_where=OPEN_CHAT_TURN,
+            postgresql_where=OPEN_CHAT_TURN,
+        ),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
@@ -57,6 +70,8 @@ class Run(Base):
     token_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_tokens.id", ondelete="SET NULL"), index=True
     )
+    # A chat turn's user message: the turn answers it, and its usage counts from there.
+    message_id: Mapped[int | None] = mapped_column(Integer)
 
 
 runs_table = cast(Table, Run.__table__)

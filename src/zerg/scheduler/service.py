@@ -10,11 +10,14 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import select, update
 
 from zerg import clock
 from zerg.db import Database
 from zerg.errors import Conflict, TooMany, ZergError
+from zerg.events import EventType
+from zerg.events.log import record_in_session
 from zerg.models import Agent
 from zerg.scheduler.cron import CronError, due_between, last_fire_before, next_fire_time
 from zerg.services.task_runs import TaskRuns
@@ -117,16 +120,27 @@ class SchedulerService:
         return [latest_missed, *on_time] if missed_fires == "run_once" else on_time
 
     def _move_cursor(self, agent_id: int, cursor: datetime, to: datetime | None) -> bool:
-        """Compare-and-set of the agent's cursor; False when another process moved it first."""
+        """Compare-and-set of the agent's cursor; False when another process moved it first.
+        A move is announced as `agent_updated` with the new `next_run_at`."""
         with self.database.session() as session:
             moved = session.execute(
                 update(Agent)
                 .where(Agent.id == agent_id, Agent.next_run_at == cursor)
                 .values(next_run_at=to)
+                .returning(Agent.owner_id)
                 .execution_options(synchronize_session=False)
-            )
+            ).one_or_none()
+            if moved is not None:
+                data = {"id": agent_id, "next_run_at": to_jsonable_python(to)}
+                record_in_session(
+                    session,
+                    EventType.AGENT_UPDATED,
+                    data,
+                    owner_id=moved.owner_id,
+                    agent_id=agent_id,
+                )
             session.commit()
-        return getattr(moved, "rowcount", 0) == 1
+        return moved is not None
 
     def _stop(self, agent_id: int, cursor: datetime, exc: CronError) -> None:
         """An agent whose stored schedule cannot fire stops being due (until its schedule is

@@ -63,6 +63,22 @@ class ThreadUpdate(BaseModel):
         return self
 
 
+# As long as an agent's instructions may be.
+MAX_MESSAGE_CHARS = 100_000
+
+
+class ChatMessageCreate(BaseModel):
+    """The user's next message in a chat thread."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_MESSAGE_CHARS),
+        AfterValidator(storable),
+    ]
+
+
 class ThreadRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

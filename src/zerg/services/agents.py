@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session
 from zerg import clock
 from zerg.agents.models import base_url_refusal
 from zerg.errors import InvalidInput, NotFound
+from zerg.events import EventType
+from zerg.events.log import record_in_session
 from zerg.models import Agent
 from zerg.scheduler.cron import CronError, next_fire_time, next_fire_times, shortest_gap
-from zerg.schemas.agents import AgentCreate, AgentUpdate
+from zerg.schemas.agents import AgentCreate, AgentRead, AgentUpdate
 from zerg.services.ownership import owner_of_new, owns, visible_agent
 from zerg.services.pagination import PageResult, paginate
 from zerg.services.signing import new_whsec
@@ -74,6 +76,7 @@ def create_agent(data: AgentCreate, *, actor: Actor, session: Session, settings:
     _ensure_notify_secret(agent)
     session.add(agent)
     session.flush()
+    _record(session, EventType.AGENT_CREATED, agent)
     return agent
 
 
@@ -119,6 +122,7 @@ def update_agent(
         _refresh_next_run(agent)
     _ensure_notify_secret(agent)
     session.flush()
+    _record(session, EventType.AGENT_UPDATED, agent)
     return agent
 
 
@@ -148,5 +152,15 @@ def notify_secret(agent_id: int, *, actor: Actor, session: Session) -> str:
 def delete_agent(agent_id: int, *, actor: Actor, session: Session) -> None:
     """Delete an agent; the database cascades to its threads, messages, runs and triggers."""
     agent = get_agent(agent_id, actor=actor, session=session)
+    owner_id = agent.owner_id
     session.delete(agent)
     session.flush()
+    record_in_session(
+        session, EventType.AGENT_DELETED, {"id": agent_id}, owner_id=owner_id, agent_id=agent_id
+    )
+
+
+def _record(session: Session, type: EventType, agent: Agent) -> None:
+    """The agent as it now stands, published when the session commits."""
+    data = AgentRead.model_validate(agent).model_dump(mode="json")
+    record_in_session(session, type, data, owner_id=agent.owner_id, agent_id=agent.id)

@@ -12,13 +12,16 @@ from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from zerg import clock
 from zerg.errors import Conflict, InvalidInput, NotFound, TooMany
-from zerg.models import agents_table, messages_table, runs_table
+from zerg.models import agents_table, messages_table, runs_table, threads_table
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
+from zerg.schemas.threads import MessageRead
 from zerg.services.ownership import may_see
+from zerg.services.threads import ThreadService
 from zerg.services.users import Actor
 
 _runs, _agents, _messages = runs_table.c, agents_table.c, messages_table.c
+_threads = threads_table.c
 
 _AGENT_FOR_RUN = select(_agents.task_instructions, _agents.concurrency, _agents.owner_id).where(
     _agents.id == bindparam("agent_id")
@@ -38,7 +41,8 @@ _LOAD_JOB = (
     select(_runs.id, _runs.status, _runs.trigger, _runs.thread_id, _runs.input)
     .add_columns(_runs.queued_at, _runs.started_at, _agents.id, _agents.model, _agents.config)
     .add_columns(_agents.tools, _agents.system_instructions, _agents.task_instructions)
-    .add_columns(_agents.timeout_s, _agents.notify_url, _runs.workflow_id)
+    .add_columns(_agents.timeout_s, _agents.notify_url, _runs.workflow_id, _agents.owner_id)
+    .add_columns(_runs.message_id)
     .join_from(runs_table, agents_table, _runs.agent_id == _agents.id)
     .where(_runs.id == bindparam("run_id"))
 )
@@ -49,6 +53,7 @@ _CANCELLED_AMONG = select(_runs.id).where(
 )
 _OPEN_RUNS = (
     select(_runs.id, _runs.agent_id, _runs.workflow_id, _agents.concurrency)
+    .add_columns(_runs.trigger, _runs.thread_id)
     .join_from(runs_table, agents_table, _runs.agent_id == _agents.id)
     .where(
         or_(_runs.status == RunStatus.QUEUED, _runs.status == RunStatus.RUNNING),
@@ -70,11 +75,24 @@ _OTHER_RUNNING = (
         _runs.agent_id == bindparam("agent_id"),
         _runs.id != bindparam("run_id"),
         _runs.status == RunStatus.RUNNING,
+        _runs.trigger != "chat",
     )
     .limit(1)
 )
 _ASSISTANT_METAS = select(_messages.metadata).where(
-    _messages.thread_id == bindparam("thread_id"), _messages.role == "assistant"
+    _messages.thread_id == bindparam("thread_id"),
+    _messages.role == "assistant",
+    _messages.id > bindparam("after"),
+)
+_THREAD_FOR_CHAT = (
+    select(_threads.agent_id, _threads.thread_type, _agents.owner_id)
+    .join_from(threads_table, agents_table, _threads.agent_id == _agents.id)
+    .where(_threads.id == bindparam("thread_id"))
+)
+_OPEN_TURN = select(_runs.id).where(
+    _runs.thread_id == bindparam("thread_id"),
+    _runs.trigger == "chat",
+    or_(_runs.status == RunStatus.QUEUED, _runs.status == RunStatus.RUNNING),
 )
 
 
@@ -83,6 +101,7 @@ class Recorded(NamedTuple):
     created: bool  # False: an earlier run with the same idempotency key
     queued: bool  # waits its turn behind the agent's other runs (`concurrency: queue`)
     workflow_id: str  # the run's identity in the run engine
+    owner_id: int | None  # the agent's owner
 
 
 def record_run(
@@ -119,6 +138,7 @@ def record_run(
                 False,
                 existing.slot_agent_id is None,
                 existing.workflow_id,
+                agent.owner_id,
             )
     slot = None
     if agent.concurrency == "reject":
@@ -151,7 +171,65 @@ def record_run(
     if input is not None:  # else SQL NULL, not a JSON null
         values["input"] = input
     row = db.execute(_INSERT_RUN, values).one()
-    return Recorded(RunRead.model_validate(row), True, slot is None, row.workflow_id)
+    return Recorded(
+        RunRead.model_validate(row), True, slot is None, row.workflow_id, agent.owner_id
+    )
+
+
+class ChatTurn(NamedTuple):
+    run: RunRead
+    message: MessageRead  # the user message the turn answers
+    owner_id: int | None
+    workflow_id: str
+
+
+def record_chat_turn(
+    thread_id: int,
+    content: str,
+    *,
+    actor: Actor,
+    token_id: int | None,
+    db: Connection,
+) -> ChatTurn:
+    """Store the user's message in a chat thread and record the queued run (trigger `chat`)
+    that answers it (the caller commits). One turn per thread at a time: `Conflict`
+    `thread_busy` while another is queued or running (the unique index on open chat turns
+    settles a race: the caller maps its `IntegrityError` the same way)."""
+    thread = db.execute(_THREAD_FOR_CHAT, {"thread_id": thread_id}).one_or_none()
+    if thread is None or not may_see(actor, thread.owner_id):
+        raise NotFound(f"thread {thread_id} does not exist")
+    if thread.thread_type != "chat":
+        raise InvalidInput(
+            f"thread {thread_id} is a {thread.thread_type} thread, the record of a task run; "
+            "chat in a chat thread (POST /api/threads)",
+            code="not_a_chat_thread",
+        )
+    busy = db.execute(_OPEN_TURN, {"thread_id": thread_id}).first()
+    if busy is not None:
+        raise thread_busy(thread_id, busy.id)
+    message = ThreadService.add_message(
+        db, thread_id, role="user", content=content, processed=False
+    )
+    values: dict[str, Any] = {
+        "agent_id": thread.agent_id,
+        "thread_id": thread_id,
+        "message_id": message.id,
+        "trigger": "chat",
+        "status": RunStatus.QUEUED,
+        "queued_at": clock.now(),
+        "token_id": token_id,
+    }
+    row = db.execute(_INSERT_RUN, values).one()
+    return ChatTurn(RunRead.model_validate(row), message, thread.owner_id, row.workflow_id)
+
+
+def thread_busy(thread_id: int, run_id: int | None = None) -> Conflict:
+    which = f" (run {run_id})" if run_id is not None else ""
+    return Conflict(
+        f"thread {thread_id} is still answering the previous message{which}; wait for that "
+        "turn to finish, or cancel it",
+        code="thread_busy",
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +252,22 @@ class RunJob:
     timeout_s: int
     notify_url: str | None
     workflow_id: str
+    owner_id: int | None
+    message_id: int | None  # a chat turn's user message
+
+    @property
+    def is_chat(self) -> bool:
+        return self.trigger == "chat"
+
+    @property
+    def partition(self) -> str:
+        return partition_of(self.trigger, self.agent_id, self.thread_id)
+
+
+def partition_of(trigger: str, agent_id: int, thread_id: int | None) -> str:
+    """Where a run waits in the run engine: an agent's task runs one at a time, a thread's
+    chat turns one at a time."""
+    return f"thread-{thread_id}" if trigger == "chat" else str(agent_id)
 
 
 def load_job(db: Connection, run_id: int) -> RunJob | None:
@@ -187,11 +281,13 @@ def run_status(db: Connection, run_id: int) -> str | None:
     return status
 
 
-def check_run_visible(db: Connection, run_id: int, actor: Actor) -> None:
-    """`NotFound` unless the run exists and the actor may see it."""
+def check_run_visible(db: Connection, run_id: int, actor: Actor) -> int | None:
+    """The run's owner; `NotFound` unless the run exists and the actor may see it."""
     owner = db.execute(_OWNER_OF_RUN, {"run_id": run_id}).one_or_none()
     if owner is None or not may_see(actor, owner.owner_id):
         raise NotFound(f"run {run_id} does not exist")
+    owner_id: int | None = owner.owner_id
+    return owner_id
 
 
 def workflow_of(db: Connection, run_id: int) -> str:
@@ -209,6 +305,8 @@ class OpenRun(NamedTuple):
     agent_id: int
     workflow_id: str
     concurrency: str
+    trigger: str
+    thread_id: int | None
 
 
 def open_runs(db: Connection, queued_before: datetime) -> list[OpenRun]:
@@ -255,8 +353,9 @@ def agent_after_run(
     return agent_status
 
 
-def usage_of_thread(db: Connection, thread_id: int | None) -> dict[str, Any]:
-    """Token and cost totals from the thread's stored assistant messages (right after resumes)."""
+def usage_of_thread(db: Connection, thread_id: int | None, after: int = 0) -> dict[str, Any]:
+    """Token and cost totals from the thread's stored assistant messages with ids above `after`
+    (a chat turn's, from its user message on), right after resumes too."""
     totals: dict[str, Any] = {
         "input_tokens": 0,
         "output_tokens": 0,
@@ -266,7 +365,8 @@ def usage_of_thread(db: Connection, thread_id: int | None) -> dict[str, Any]:
     if thread_id is None:
         totals["cost_usd"] = None
         return totals
-    for meta in db.execute(_ASSISTANT_METAS, {"thread_id": thread_id}).scalars():
+    params = {"thread_id": thread_id, "after": after}
+    for meta in db.execute(_ASSISTANT_METAS, params).scalars():
         totals["input_tokens"] += int(meta.get("input_tokens", 0))
         totals["output_tokens"] += int(meta.get("output_tokens", 0))
         cost = meta.get("cost_usd")

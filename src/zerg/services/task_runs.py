@@ -8,10 +8,11 @@ the run from its thread.
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
 from zerg import clock
@@ -22,6 +23,7 @@ from zerg.db import Database
 from zerg.engine import ENDED_STATUSES, EngineMode, RunEngine
 from zerg.errors import Conflict
 from zerg.events import Event, EventBus, EventType
+from zerg.events import log as event_log
 from zerg.models import Agent, Instance, Run
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
@@ -35,9 +37,12 @@ from zerg.services.run_records import (
     check_run_visible,
     load_job,
     open_runs,
+    partition_of,
+    record_chat_turn,
     record_run,
     run_status,
     set_agent_status,
+    thread_busy,
     update_finished,
     update_running,
     usage_of_thread,
@@ -162,8 +167,9 @@ class TaskRuns:
             status = statuses.get(run.workflow_id)
             if status is None:
                 logger.warning("run %s had no workflow in the run engine: starting it", run.id)
-                queued = run.concurrency == "queue"
-                await self.engine.submit(run.id, run.agent_id, run.workflow_id, queued=queued)
+                queued = run.concurrency == "queue" and run.trigger != "chat"
+                partition = partition_of(run.trigger, run.agent_id, run.thread_id)
+                await self.engine.submit(run.id, partition, run.workflow_id, queued=queued)
             elif status in ENDED_STATUSES:
                 self._fail_stranded(run.id, status)
             else:
@@ -190,6 +196,16 @@ class TaskRuns:
                 await self.reconcile(grace_s=RECONCILE_GRACE_S)
             except Exception:
                 logger.exception("run reconciliation failed")
+            try:
+                self.prune_events()
+            except Exception:
+                logger.exception("pruning old events failed")
+
+    def prune_events(self) -> int:
+        """Forget the events older than `ZERG_EVENT_RETENTION_DAYS`; returns how many."""
+        cutoff = clock.now() - timedelta(days=self.settings.event_retention_days)
+        with self.database.transaction() as db:
+            return event_log.prune(db, cutoff)
 
     # -- triggers --------------------------------------------------------------------------
 
@@ -215,16 +231,17 @@ class TaskRuns:
         # An agent's queued runs start by run id, but only among those already enqueued: so
         # in embedded mode they are enqueued in the order they were recorded, one at a time.
         # (No await in the critical section otherwise: a direct start is not held up.)
+        partition = partition_of(trigger, agent_id, None)
         async with self._recording_lock():
-            snapshot, created, queued, workflow_id = self._record(
+            recorded, events = self._record(
                 agent_id, trigger, idempotency_key, input, delivery_hash, token_id, actor
             )
-            if created:
-                self.bus.publish(EventType.RUN_CREATED, snapshot.model_dump(mode="json"))
+            snapshot, created, queued, workflow_id, _owner = recorded
+            self.bus.publish_all(events)
             if created and queued and not self.engine.distributed:
-                await self.engine.submit(snapshot.id, agent_id, workflow_id, queued=True)
+                await self.engine.submit(snapshot.id, partition, workflow_id, queued=True)
         if created and not queued and not self.engine.distributed:
-            await self.engine.submit(snapshot.id, agent_id, workflow_id, queued=False)
+            await self.engine.submit(snapshot.id, partition, workflow_id, queued=False)
         return snapshot
 
     def _record(
@@ -236,8 +253,9 @@ class TaskRuns:
         delivery_hash: str | None,
         token_id: int | None,
         actor: Actor | None,
-    ) -> Recorded:
-        """Record the run (in distributed mode, with its place in the workers' queue)."""
+    ) -> tuple[Recorded, list[Event]]:
+        """Record the run (in distributed mode, with its place in the workers' queue) and its
+        `run_created` event, to publish."""
         for attempt in (1, 2):
             try:
                 with self.database.transaction() as db:
@@ -252,12 +270,17 @@ class TaskRuns:
                         max_queued=self.settings.max_queued_runs,
                         db=db,
                     )
+                    events = []
+                    if recorded.created:
+                        events.append(
+                            _run_event(db, EventType.RUN_CREATED, recorded.run, recorded.owner_id)
+                        )
                     if recorded.created and self.engine.distributed:
                         # The run and its place in the queue commit together.
                         self.engine.enqueue_in_transaction(
-                            db, recorded.run.id, agent_id, recorded.workflow_id
+                            db, recorded.run.id, str(agent_id), recorded.workflow_id
                         )
-                return recorded
+                return recorded, events
             except IntegrityError:  # the same key raced in from another request
                 if attempt == 2:
                     raise
@@ -272,11 +295,8 @@ class TaskRuns:
     async def wait(self, run_id: int, timeout_s: float) -> RunRead:
         """The run once it has finished, or as it stands after `timeout_s`."""
         subscription = self.bus.subscribe(
-            lambda e: (
-                e.type == EventType.RUN_UPDATED
-                and e.data["id"] == run_id
-                and e.data["status"] in FINAL_STATUSES
-            )
+            [f"run:{run_id}"],
+            accept=lambda e: e.type == EventType.RUN_UPDATED and e.data["status"] in FINAL_STATUSES,
         )
         try:
             loop = asyncio.get_running_loop()
@@ -332,8 +352,9 @@ class TaskRuns:
         await self._wait_for_cut_off_runs(job.agent_id, task)
         self._executing[job.run_id] = (job.agent_id, task)
         started_at, thread_id = job.started_at, job.thread_id
+        stream = RunStream(self.bus, job)
         try:
-            begun = self._begin(job)
+            begun = self._begin(job, stream)
             if begun is None:
                 return
             thread, started_at = begun
@@ -342,28 +363,31 @@ class TaskRuns:
                 job,
                 settings=self.settings,
                 http_policy=self.http_policy,
-                on_message=self._publish_message,
+                on_message=stream.message_stored,
+                on_token=stream.token if job.is_chat else None,
             )
             async with asyncio.timeout(_remaining_s(started_at, job.timeout_s)):
-                await runner.run_thread(self.database, thread)
+                await runner.run_thread(self.database, thread, stream=job.is_chat)
         except TimeoutError:
             message = f"the run exceeded the agent's time limit (timeout_s={job.timeout_s})"
-            self._finish(job, started_at, thread_id, RunStatus.TIMED_OUT, message)
+            self._finish(job, started_at, thread_id, RunStatus.TIMED_OUT, message, stream)
             return
         except asyncio.CancelledError:
             if self._status_of(job.run_id) != RunStatus.CANCELLED:
                 raise  # the process is shutting down: the run resumes on the next start
             task.uncancel()
-            self._finish(job, started_at, thread_id, RunStatus.CANCELLED, CANCELLED_BY_REQUEST)
+            self._finish(
+                job, started_at, thread_id, RunStatus.CANCELLED, CANCELLED_BY_REQUEST, stream
+            )
             return
         except Exception as exc:
             message = describe_model_error(exc, job.model)
             logger.warning("run %s failed: %s", job.run_id, message, exc_info=exc)
-            self._finish(job, started_at, thread_id, RunStatus.FAILED, message)
+            self._finish(job, started_at, thread_id, RunStatus.FAILED, message, stream)
             return
         finally:
             self._executing.pop(job.run_id, None)
-        self._finish(job, started_at, thread_id, RunStatus.SUCCEEDED, None)
+        self._finish(job, started_at, thread_id, RunStatus.SUCCEEDED, None, stream)
 
     async def _wait_for_cut_off_runs(self, agent_id: int, task: asyncio.Task[Any]) -> None:
         """A run starts only once the agent's cancelled runs here have let go of their calls:
@@ -416,7 +440,7 @@ class TaskRuns:
         cancel also interrupts the run's in-flight call wherever it executes.
         """
         with self.database.transaction() as db:
-            check_run_visible(db, run_id, actor)
+            owner_id = check_run_visible(db, run_id, actor)
             run = read_run(run_id, db=db)
             now = clock.now()
             cancelled = transition_run(
@@ -433,47 +457,75 @@ class TaskRuns:
                     "running run can be cancelled",
                     code="run_finished",
                 )
+            events = [_run_event(db, EventType.RUN_UPDATED, cancelled, owner_id)]
             # Read from the row as cancelled: whether it had started is decided by the UPDATE.
             started = cancelled.started_at is not None
-            agent = (
-                agent_after_run(run.agent_id, run_id, RunStatus.CANCELLED, None, now, db=db)
-                if started
-                else None
-            )
+            if started and run.trigger != "chat":
+                agent = agent_after_run(run.agent_id, run_id, RunStatus.CANCELLED, None, now, db=db)
+                data = {"id": run.agent_id, "status": agent, "thread_id": cancelled.thread_id}
+                events.append(_agent_event(db, data, owner_id))
             workflow_id = workflow_of(db, run_id)
-        self._publish_run(cancelled)
-        if agent is not None:
-            self.bus.publish(
-                EventType.AGENT_UPDATED,
-                {"id": run.agent_id, "status": agent, "thread_id": cancelled.thread_id},
-            )
+        self.bus.publish_all(events)
         if not started:  # a run waiting in the engine's queue must never start
             await self.engine.cancel(workflow_id)
         return cancelled
 
-    def _begin(self, job: RunJob) -> tuple[ThreadRead, datetime] | None:
+    async def chat(
+        self, thread_id: int, content: str, *, actor: Actor, token_id: int | None = None
+    ) -> RunRead:
+        """Store the user's message in chat thread `thread_id` and start the turn that answers
+        it: a run with trigger `chat`, its tokens streamed on the thread's topic. Answers at
+        once with the queued run; `Conflict` `thread_busy` while the previous turn runs."""
+        try:
+            with self.database.transaction() as db:
+                turn = record_chat_turn(thread_id, content, actor=actor, token_id=token_id, db=db)
+                run = turn.run
+                created = _run_event(db, EventType.RUN_CREATED, run, turn.owner_id)
+                message = event_log.record(
+                    db,
+                    EventType.THREAD_MESSAGE_CREATED,
+                    turn.message.model_dump(mode="json"),
+                    owner_id=turn.owner_id,
+                    agent_id=run.agent_id,
+                    thread_id=thread_id,
+                    run_id=run.id,
+                )
+                events = [created, message]
+                partition = partition_of("chat", run.agent_id, thread_id)
+                if self.engine.distributed:
+                    self.engine.enqueue_in_transaction(db, run.id, partition, turn.workflow_id)
+        except IntegrityError:  # another turn of the thread was recorded at the same moment
+            raise thread_busy(thread_id) from None
+        self.bus.publish_all(events)
+        if not self.engine.distributed:
+            await self.engine.submit(run.id, partition, turn.workflow_id, queued=False)
+        return run
+
+    def _begin(self, job: RunJob, stream: "RunStream") -> tuple[ThreadRead, datetime] | None:
         """Steps 2-5 in one transaction: run and agent `running`, and (once per run) a fresh
         thread with the system and task messages; announced after the commit. Returns the
         thread and when the run started, or None when the run was cancelled before it could
-        start."""
+        start. A chat turn runs in its thread as it is and leaves the agent's status alone."""
         created = job.thread_id is None
+        events: list[Event] = []
         with self.database.transaction() as db:
             if job.thread_id is None:
                 now = clock.now()
-                thread = ThreadService.create_thread_with_system_message(
+                thread, system = ThreadService.start_thread(
                     db,
                     job.agent_id,
                     job.system_instructions,
                     title=f"{_TITLE_OF[job.trigger]} {now:%Y-%m-%d %H:%M:%S} UTC",
                     thread_type=THREAD_TYPE_OF[job.trigger],
                 )
-                ThreadService.add_message(
+                user = ThreadService.add_message(
                     db,
                     thread.id,
                     role="user",
                     content=task_message(job.task_instructions or "", job.input),
                     processed=False,
                 )
+                first_messages = [system, user]
             else:
                 thread = ThreadService.read_thread(db, job.thread_id)
             fields: dict[str, Any] = {"executor_id": self.engine.executor_id}
@@ -488,11 +540,21 @@ class TaskRuns:
             if run is None:  # cancelled (or finished) meanwhile: leave no thread behind
                 db.rollback()
                 return None
-            set_agent_status(db, job.agent_id, AgentStatus.RUNNING)
-        self.bus.publish(EventType.AGENT_UPDATED, {"id": job.agent_id, "status": "running"})
-        self._publish_run(run)
-        if created:
-            self.bus.publish(EventType.THREAD_CREATED, thread.model_dump(mode="json"))
+            if not job.is_chat:
+                set_agent_status(db, job.agent_id, AgentStatus.RUNNING)
+                data = {"id": job.agent_id, "status": "running"}
+                events.append(_agent_event(db, data, job.owner_id))
+            data = run.model_dump(mode="json")
+            events.append(stream.record(db, EventType.RUN_UPDATED, data, thread.id))
+            if created:
+                data = thread.model_dump(mode="json")
+                events.append(stream.record(db, EventType.THREAD_CREATED, data, thread.id))
+                for message in first_messages:
+                    data = message.model_dump(mode="json")
+                    record = stream.record(db, EventType.THREAD_MESSAGE_CREATED, data, thread.id)
+                    events.append(record)
+        stream.publish(events)
+        stream.started(thread.id)
         assert run.started_at is not None
         return thread, run.started_at
 
@@ -503,14 +565,17 @@ class TaskRuns:
         thread_id: int | None,
         status: RunStatus,
         error: str | None,
+        stream: "RunStream | None" = None,
     ) -> None:
         """Steps 7-8 in one transaction: the run's final status with timings and usage, and
         the agent's status: `idle` after a success or a cancel, `error` with `last_error` after
-        a failure."""
+        a failure (a chat turn leaves the agent's status alone)."""
+        stream = stream or RunStream(self.bus, job)
         now = clock.now()
         failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+        events: list[Event] = []
         with self.database.transaction() as db:
-            totals = usage_of_thread(db, thread_id)
+            totals = usage_of_thread(db, thread_id, after=job.message_id or 0)
             run = transition_run(
                 job.run_id,
                 status,
@@ -520,31 +585,115 @@ class TaskRuns:
                 error=error,
                 **totals,
             )
-            agent = None
-            if run is not None:
+            if run is not None and not job.is_chat:
                 agent = agent_after_run(job.agent_id, job.run_id, status, error, now, db=db)
-            elif status == RunStatus.CANCELLED:
+                data: dict[str, Any] = {"id": job.agent_id, "status": agent}
+                data["thread_id"] = run.thread_id
+                if failed:
+                    data["last_error"] = error
+                events.append(_agent_event(db, data, job.owner_id))
+            elif run is None and status == RunStatus.CANCELLED:
                 # Cancelled from outside, agent and all: record the usage of what ran before
                 # the interruption.
                 run = update_finished(db, job.run_id, totals)
             if run is None:
                 return  # deleted with its agent, or another outcome was recorded first
-        if agent is not None:
-            payload: dict[str, Any] = {
-                "id": job.agent_id,
-                "status": agent,
-                "thread_id": run.thread_id,
-            }
-            if failed:
-                payload["last_error"] = error
-            self.bus.publish(EventType.AGENT_UPDATED, payload)
-        self._publish_run(run)
+            data = run.model_dump(mode="json")
+            events.append(stream.record(db, EventType.RUN_UPDATED, data, run.thread_id))
+        stream.publish(events)
+        stream.ended(run)
 
-    def _publish_run(self, run: RunRead) -> None:
-        self.bus.publish(EventType.RUN_UPDATED, run.model_dump(mode="json"))
 
-    def _publish_message(self, message: MessageRead) -> None:
-        self.bus.publish(EventType.THREAD_MESSAGE_CREATED, message.model_dump(mode="json"))
+class RunStream:
+    """A run's events as it executes: each recorded in the transaction of its change and
+    published after the commit; for a chat turn also the stream events (`stream_start`,
+    `stream_chunk`s, `stream_end`), placed after the last stored event published."""
+
+    def __init__(self, bus: EventBus, job: RunJob) -> None:
+        self.bus = bus
+        self.job = job
+        self.thread_id = job.thread_id
+        self.last_id = 0
+        self.seq = 0
+
+    def record(
+        self, db: Connection, type: EventType, data: dict[str, Any], thread_id: int | None = None
+    ) -> Event:
+        return event_log.record(
+            db,
+            type,
+            data,
+            owner_id=self.job.owner_id,
+            agent_id=self.job.agent_id,
+            thread_id=thread_id,
+            run_id=self.job.run_id,
+        )
+
+    def publish(self, events: list[Event]) -> None:
+        for event in events:
+            if event.run_id == self.job.run_id and event.id is not None:
+                self.last_id = max(self.last_id, event.id)
+            self.bus.publish(event)
+
+    def message_stored(self, db: Connection, message: MessageRead) -> Callable[[], None]:
+        """In the message's transaction: its event; after the commit, publish it (and, in
+        a chat turn, the message as a stream chunk)."""
+        data = message.model_dump(mode="json")
+        event = self.record(db, EventType.THREAD_MESSAGE_CREATED, data, message.thread_id)
+
+        def publish() -> None:
+            self.publish([event])
+            if message.role == "assistant":
+                self._stream(EventType.STREAM_CHUNK, {"chunk_type": "assistant_message", **data})
+            elif message.role == "tool":
+                self._stream(EventType.STREAM_CHUNK, {"chunk_type": "tool_output", **data})
+
+        return publish
+
+    def started(self, thread_id: int) -> None:
+        self.thread_id = thread_id
+        self._stream(EventType.STREAM_START, {})
+
+    def token(self, text: str) -> None:
+        self._stream(EventType.STREAM_CHUNK, {"chunk_type": "assistant_token", "content": text})
+
+    def ended(self, run: RunRead) -> None:
+        self._stream(EventType.STREAM_END, {"status": run.status.value, "error": run.error})
+
+    def _stream(self, type: EventType, data: dict[str, Any]) -> None:
+        if not self.job.is_chat:
+            return
+        self.seq += 1
+        event = Event(
+            type,
+            {"run_id": self.job.run_id, "thread_id": self.thread_id, **data},
+            owner_id=self.job.owner_id,
+            agent_id=self.job.agent_id,
+            thread_id=self.thread_id,
+            run_id=self.job.run_id,
+            seq=self.seq,
+            id_before=self.last_id,
+        )
+        self.bus.publish(event)
+
+
+def _run_event(db: Connection, type: EventType, run: RunRead, owner_id: int | None) -> Event:
+    return event_log.record(
+        db,
+        type,
+        run.model_dump(mode="json"),
+        owner_id=owner_id,
+        agent_id=run.agent_id,
+        thread_id=run.thread_id,
+        run_id=run.id,
+    )
+
+
+def _agent_event(db: Connection, data: dict[str, Any], owner_id: int | None) -> Event:
+    """An `agent_updated` of a run's doing (its status, the run's thread)."""
+    return event_log.record(
+        db, EventType.AGENT_UPDATED, data, owner_id=owner_id, agent_id=data["id"]
+    )
 
 
 def task_message(task_instructions: str, payload: Any) -> str:

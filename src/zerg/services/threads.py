@@ -12,7 +12,9 @@ from sqlalchemy.orm import Session
 
 from zerg import clock
 from zerg.errors import InvalidInput, NotFound
-from zerg.models import Message, Thread, messages_table, threads_table
+from zerg.events import EventType
+from zerg.events.log import record_in_session
+from zerg.models import Agent, Message, Thread, messages_table, threads_table
 from zerg.schemas.threads import MessageRead, Role, ThreadRead, ThreadType, ThreadUpdate
 from zerg.services.ownership import scoped, visible_agent
 from zerg.services.pagination import PageResult, paginate
@@ -52,6 +54,22 @@ class ThreadService:
         active: bool = False,
     ) -> ThreadRead:
         """A new thread for an agent that starts with the agent's system instructions."""
+        thread, _system = ThreadService.start_thread(
+            db, agent_id, system_instructions, title=title, thread_type=thread_type, active=active
+        )
+        return thread
+
+    @staticmethod
+    def start_thread(
+        db: Connection,
+        agent_id: int,
+        system_instructions: str,
+        *,
+        title: str,
+        thread_type: ThreadType,
+        active: bool = False,
+    ) -> tuple[ThreadRead, MessageRead]:
+        """`create_thread_with_system_message`, returning the system message too."""
         now = clock.now()
         row = db.execute(
             _INSERT_THREAD,
@@ -65,8 +83,10 @@ class ThreadService:
             },
         ).one()
         thread = ThreadRead.model_validate(row)
-        ThreadService.add_message(db, thread.id, role="system", content=system_instructions)
-        return thread
+        system = ThreadService.add_message(
+            db, thread.id, role="system", content=system_instructions
+        )
+        return thread, system
 
     @staticmethod
     def create_chat_thread(
@@ -74,9 +94,9 @@ class ThreadService:
     ) -> ThreadRead:
         """A chat thread that becomes the agent's active one."""
         agent = visible_agent(agent_id, actor, session=session)
-        _deactivate_chat_threads(session, agent.id)
+        _deactivate_chat_threads(session, agent.id, agent.owner_id)
         title = title or f"Chat {clock.now():%Y-%m-%d %H:%M} UTC"
-        return ThreadService.create_thread_with_system_message(
+        thread, system = ThreadService.start_thread(
             session.connection(),
             agent.id,
             agent.system_instructions,
@@ -84,6 +104,14 @@ class ThreadService:
             thread_type="chat",
             active=True,
         )
+        for type, data in (
+            (EventType.THREAD_CREATED, thread.model_dump(mode="json")),
+            (EventType.THREAD_MESSAGE_CREATED, system.model_dump(mode="json")),
+        ):
+            record_in_session(
+                session, type, data, owner_id=agent.owner_id, agent_id=agent.id, thread_id=thread.id
+            )
+        return thread
 
     @staticmethod
     def add_message(
@@ -172,18 +200,30 @@ class ThreadService:
                     "only a chat thread can be an agent's active thread",
                     code="not_a_chat_thread",
                 )
-            _deactivate_chat_threads(session, thread.agent_id)
+            _deactivate_chat_threads(session, thread.agent_id, _owner_of(session, thread.agent_id))
             thread.active = True
         elif data.active is False:
             thread.active = False
         session.flush()
+        _record_thread(session, EventType.THREAD_UPDATED, thread)
         return thread
 
     @staticmethod
     def delete_thread(session: Session, thread_id: int, *, actor: Actor) -> None:
         """Delete a thread and its messages; runs keep their record with no thread."""
-        session.delete(ThreadService.get_thread(session, thread_id, actor=actor))
+        thread = ThreadService.get_thread(session, thread_id, actor=actor)
+        owner_id, agent_id = _owner_of(session, thread.agent_id), thread.agent_id
+        session.delete(thread)
         session.flush()
+        data = {"id": thread_id, "agent_id": agent_id}
+        record_in_session(
+            session,
+            EventType.THREAD_DELETED,
+            data,
+            owner_id=owner_id,
+            agent_id=agent_id,
+            thread_id=thread_id,
+        )
 
     @staticmethod
     def list_messages(
@@ -195,9 +235,39 @@ class ThreadService:
         return paginate(session, stmt, Message.id, limit=limit, after=after)
 
 
-def _deactivate_chat_threads(session: Session, agent_id: int) -> None:
-    session.execute(
+def _deactivate_chat_threads(session: Session, agent_id: int, owner_id: int | None) -> None:
+    """The agent's active chat thread is active no more (announced as `thread_updated`)."""
+    stmt = (
         update(Thread)
         .where(Thread.agent_id == agent_id, Thread.active.is_(True))
         .values(active=False)
+        .returning(Thread.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    for thread_id in session.execute(stmt).scalars().all():
+        data = {"id": thread_id, "agent_id": agent_id, "active": False}
+        record_in_session(
+            session,
+            EventType.THREAD_UPDATED,
+            data,
+            owner_id=owner_id,
+            agent_id=agent_id,
+            thread_id=thread_id,
+        )
+
+
+def _owner_of(session: Session, agent_id: int) -> int | None:
+    owner_id: int | None = session.scalar(select(Agent.owner_id).where(Agent.id == agent_id))
+    return owner_id
+
+
+def _record_thread(session: Session, type: EventType, thread: Thread) -> None:
+    data = ThreadRead.model_validate(thread).model_dump(mode="json")
+    record_in_session(
+        session,
+        type,
+        data,
+        owner_id=_owner_of(session, thread.agent_id),
+        agent_id=thread.agent_id,
+        thread_id=thread.id,
     )

@@ -24,8 +24,7 @@ from zerg import clock
 from zerg.db import Database
 from zerg.engine import RunEngine
 from zerg.errors import Conflict
-from zerg.events import EventBus
-from zerg.events.postgres import PostgresRelay
+from zerg.events.wiring import connect_bus
 from zerg.models import Worker
 from zerg.scheduler.service import SchedulerService
 from zerg.services.task_runs import TaskRuns
@@ -204,8 +203,8 @@ async def run_worker(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     database = Database(settings)
-    bus = EventBus()
-    relay = PostgresRelay(bus, settings.resolved_database_url)
+    bus, relay = connect_bus(settings, database)
+    assert relay is not None, "workers run on PostgreSQL"
     task_runs = TaskRuns(settings, database, bus, mode="worker")
     registry = WorkerRegistry(settings, database, task_runs.engine)
     scheduler: asyncio.Task[None] | None = None

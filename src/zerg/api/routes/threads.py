@@ -2,9 +2,17 @@
 
 from fastapi import APIRouter, Response
 
-from zerg.api.deps import DEFAULT_PAGE_LIMIT, ActorDep, After, Limit, SessionDep
+from zerg.api.deps import DEFAULT_PAGE_LIMIT, ActorDep, After, Limit, SessionDep, TaskRunsDep
 from zerg.schemas.common import Id, Page
-from zerg.schemas.threads import MessageRead, ThreadCreate, ThreadRead, ThreadType, ThreadUpdate
+from zerg.schemas.runs import RunRead
+from zerg.schemas.threads import (
+    ChatMessageCreate,
+    MessageRead,
+    ThreadCreate,
+    ThreadRead,
+    ThreadType,
+    ThreadUpdate,
+)
 from zerg.services.threads import ThreadService
 
 router = APIRouter(prefix="/threads", tags=["threads"])
@@ -71,3 +79,13 @@ def list_messages(
     page = ThreadService.list_messages(session, thread_id, actor=actor, limit=limit, after=after)
     items = [MessageRead.model_validate(message) for message in page.items]
     return Page(items=items, next_cursor=page.next_cursor)
+
+
+@router.post("/{thread_id}/messages", status_code=202)
+async def send_message(
+    thread_id: Id, data: ChatMessageCreate, actor: ActorDep, task_runs: TaskRunsDep
+) -> RunRead:
+    """Send the next message of a chat: it is stored, and a chat turn (a run with trigger
+    `chat`) answers it, its tokens streamed on the WebSocket topic `thread:{id}` and on
+    `GET /api/runs/{id}/events`. One turn per thread at a time (409 `thread_busy`)."""
+    return await task_runs.chat(thread_id, data.content, actor=actor, token_id=actor.token_id)

@@ -1,0 +1,146 @@
+"""The event log: an event is recorded in the transaction of the change it describes, which
+gives it its id, and published once that transaction has committed.
+
+Two ways to publish after the commit:
+- the run path (Core connections) keeps what `record` returns and publishes it after its
+  `with database.transaction()` block;
+- services on an ORM `Session` call `record_in_session`: the events go out when that session
+  commits (and are forgotten if it rolls back), whoever commits it.
+
+On PostgreSQL the events of one run are recorded under a transaction lock on the run, so they
+commit in id order: a client that resumes after id N misses nothing committed later with a
+smaller id.
+"""
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, event, func, insert, select
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+
+from zerg import clock
+from zerg.events.bus import Event, EventBus, EventType
+from zerg.models import events_table
+
+_e = events_table.c
+_INSERT = insert(events_table).returning(_e.id)
+_RUN_EVENTS = (
+    select(events_table)
+    .where(_e.run_id == bindparam("run_id"), _e.id > bindparam("after"))
+    .order_by(_e.id)
+)
+_SINCE = select(events_table).where(_e.created_at >= bindparam("since")).order_by(_e.id)
+_RUN_LOCK = select(func.pg_advisory_xact_lock(bindparam("space"), bindparam("run_id")))
+# The advisory lock space of run event ordering ("zerg" in ASCII).
+_LOCK_SPACE = 0x7A657267
+_PENDING = "zerg_pending_events"
+
+
+def record(
+    db: Connection,
+    type: EventType,
+    data: dict[str, Any],
+    *,
+    owner_id: int | None,
+    agent_id: int | None = None,
+    thread_id: int | None = None,
+    run_id: int | None = None,
+) -> Event:
+    """Store an event in the caller's transaction; publish what this returns after commit."""
+    if run_id is not None and db.dialect.name == "postgresql":
+        db.execute(_RUN_LOCK, {"space": _LOCK_SPACE, "run_id": run_id})
+    values = {
+        "type": type.value,
+        "owner_id": owner_id,
+        "agent_id": agent_id,
+        "thread_id": thread_id,
+        "run_id": run_id,
+        "data": data,
+        "created_at": clock.now(),
+    }
+    event_id = db.execute(_INSERT, values).scalar_one()
+    return Event(
+        type,
+        data,
+        id=event_id,
+        owner_id=owner_id,
+        agent_id=agent_id,
+        thread_id=thread_id,
+        run_id=run_id,
+    )
+
+
+def record_in_session(
+    session: Session,
+    type: EventType,
+    data: dict[str, Any],
+    *,
+    owner_id: int | None,
+    agent_id: int | None = None,
+    thread_id: int | None = None,
+    run_id: int | None = None,
+) -> Event:
+    """Store an event in the session's transaction; it is published when the session commits
+    (see `publish_on_commit`)."""
+    recorded = record(
+        session.connection(),
+        type,
+        data,
+        owner_id=owner_id,
+        agent_id=agent_id,
+        thread_id=thread_id,
+        run_id=run_id,
+    )
+    session.info.setdefault(_PENDING, []).append(recorded)
+    return recorded
+
+
+def publish_on_commit(factory: sessionmaker[Session], bus: EventBus) -> Callable[[], None]:
+    """Publish the events a session recorded once it commits; drop them when it rolls back.
+    Returns a function that undoes this."""
+
+    def after_commit(session: Session) -> None:
+        pending: list[Event] = session.info.pop(_PENDING, [])
+        bus.publish_all(pending)
+
+    def after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:  # rolled back or closed: never committed
+            session.info.pop(_PENDING, None)
+
+    event.listen(factory, "after_commit", after_commit)
+    event.listen(factory, "after_transaction_end", after_transaction_end)
+
+    def undo() -> None:
+        event.remove(factory, "after_commit", after_commit)
+        event.remove(factory, "after_transaction_end", after_transaction_end)
+
+    return undo
+
+
+def _from_row(row: Any) -> Event:
+    return Event(
+        EventType(row.type),
+        row.data,
+        id=row.id,
+        owner_id=row.owner_id,
+        agent_id=row.agent_id,
+        thread_id=row.thread_id,
+        run_id=row.run_id,
+    )
+
+
+def run_events(db: Connection, run_id: int, after: int = 0) -> list[Event]:
+    """Run `run_id`'s stored events with ids above `after`, in order."""
+    return [_from_row(row) for row in db.execute(_RUN_EVENTS, {"run_id": run_id, "after": after})]
+
+
+def events_since(db: Connection, since: datetime) -> Sequence[Event]:
+    """Every event recorded at or after `since`, in id order (the relay's catch-up)."""
+    return [_from_row(row) for row in db.execute(_SINCE, {"since": since})]
+
+
+def prune(db: Connection, before: datetime) -> int:
+    """Delete the events recorded before `before`; returns how many."""
+    result = db.execute(delete(events_table).where(_e.created_at < before))
+    return int(result.rowcount or 0)
