@@ -48,6 +48,7 @@ _LOAD_JOB = (
 )
 _RUN_STATUS = select(_runs.status).where(_runs.id == bindparam("run_id"))
 _RUN_WORKFLOW = select(_runs.workflow_id).where(_runs.id == bindparam("run_id"))
+_RUN_MESSAGE = select(_runs.message_id).where(_runs.id == bindparam("run_id"))
 _CANCELLED_AMONG = select(_runs.id).where(
     _runs.id.in_(bindparam("run_ids", expanding=True)), _runs.status == RunStatus.CANCELLED
 )
@@ -67,7 +68,19 @@ _UPDATE_RUNNING = (
     .where(_runs.id == bindparam("run_id"), _runs.status == RunStatus.RUNNING)
     .returning(*runs_table.c)
 )
-_UPDATE_RUN = update(runs_table).where(_runs.id == bindparam("run_id")).returning(*runs_table.c)
+# A finished run's usage, when it changed.
+_UPDATE_USAGE = (
+    update(runs_table)
+    .where(
+        _runs.id == bindparam("run_id"),
+        or_(
+            # Not the column names: an UPDATE reserves those for SET.
+            _runs.input_tokens != bindparam("new_input"),
+            _runs.output_tokens != bindparam("new_output"),
+        ),
+    )
+    .returning(*runs_table.c)
+)
 _UPDATE_AGENT = update(agents_table).where(_agents.id == bindparam("agent_id"))
 _OTHER_RUNNING = (
     select(_runs.id)
@@ -295,6 +308,12 @@ def workflow_of(db: Connection, run_id: int) -> str:
     return workflow_id
 
 
+def message_of(db: Connection, run_id: int) -> int | None:
+    """A chat turn's user message (None for a task run)."""
+    message_id: int | None = db.execute(_RUN_MESSAGE, {"run_id": run_id}).scalar()
+    return message_id
+
+
 def cancelled_among(db: Connection, run_ids: list[int]) -> list[int]:
     """Which of `run_ids` are cancelled."""
     return list(db.execute(_CANCELLED_AMONG, {"run_ids": run_ids}).scalars())
@@ -321,8 +340,15 @@ def update_running(db: Connection, run_id: int, fields: dict[str, Any]) -> RunRe
 
 
 def update_finished(db: Connection, run_id: int, totals: dict[str, Any]) -> RunRead | None:
-    """A finished run's usage (after a cancel from outside ended it first)."""
-    row = db.execute(_UPDATE_RUN, {**totals, "run_id": run_id}).one_or_none()
+    """A finished run's usage (after a cancel from outside ended it first), if it changed;
+    None when it had not."""
+    params = {
+        **totals,
+        "run_id": run_id,
+        "new_input": totals["input_tokens"],
+        "new_output": totals["output_tokens"],
+    }
+    row = db.execute(_UPDATE_USAGE, params).one_or_none()
     return None if row is None else RunRead.model_validate(row)
 
 

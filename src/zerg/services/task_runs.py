@@ -36,6 +36,7 @@ from zerg.services.run_records import (
     cancelled_among,
     check_run_visible,
     load_job,
+    message_of,
     open_runs,
     partition_of,
     record_chat_turn,
@@ -443,6 +444,9 @@ class TaskRuns:
             owner_id = check_run_visible(db, run_id, actor)
             run = read_run(run_id, db=db)
             now = clock.now()
+            # The usage of what ran before the cancel is on the run's final record (and its
+            # terminal event) from the start.
+            totals = usage_of_thread(db, run.thread_id, after=message_of(db, run_id) or 0)
             cancelled = transition_run(
                 run_id,
                 RunStatus.CANCELLED,
@@ -450,6 +454,7 @@ class TaskRuns:
                 finished_at=now,
                 duration_ms=_duration_ms(run.started_at or run.queued_at, now),
                 error=CANCELLED_BY_REQUEST,
+                **totals,
             )
             if cancelled is None:
                 raise Conflict(
@@ -593,9 +598,12 @@ class TaskRuns:
                     data["last_error"] = error
                 events.append(_agent_event(db, data, job.owner_id))
             elif run is None and status == RunStatus.CANCELLED:
-                # Cancelled from outside, agent and all: record the usage of what ran before
-                # the interruption.
+                # Cancelled from outside, agent and all, with the usage recorded then: add a
+                # message that was stored meanwhile (announced, once the stream has ended,
+                # to the run's other followers only).
                 run = update_finished(db, job.run_id, totals)
+                if run is None:
+                    return
             if run is None:
                 return  # deleted with its agent, or another outcome was recorded first
             data = run.model_dump(mode="json")

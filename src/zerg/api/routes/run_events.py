@@ -21,9 +21,9 @@ from zerg.errors import InvalidInput
 from zerg.events import Dropped, Event, EventBus, EventType
 from zerg.events.log import run_events
 from zerg.schemas.common import Id
-from zerg.schemas.runs import RunStatus
+from zerg.schemas.runs import RunRead, RunStatus
 from zerg.services.run_records import check_run_visible
-from zerg.services.runs import FINAL_STATUSES
+from zerg.services.runs import FINAL_STATUSES, read_run
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,21 @@ def _name(event: Event) -> str | None:
 
 def _terminal(event: Event) -> bool:
     return event.type == EventType.RUN_UPDATED and event.data.get("status") in FINAL_STATUSES
+
+
+def _ended(run: RunRead, history: list[Event]) -> Event:
+    """A terminal event for a finished run whose stored events were pruned, placed after
+    whatever is left."""
+    last = max((e.position for e in history), default=(0, 0))
+    return Event(
+        EventType.RUN_UPDATED,
+        run.model_dump(mode="json"),
+        owner_id=None,
+        agent_id=run.agent_id,
+        run_id=run.id,
+        id_before=last[0],
+        seq=last[1] + 1,
+    )
 
 
 def _sse(event: Event, name: str) -> ServerSentEvent:
@@ -114,9 +129,15 @@ async def stream_run_events(
     subscription = bus.subscribe([f"run:{run_id}"])
     try:
         with database.transaction() as db:
+            # The status first: a final one was committed with its terminal event.
+            run = read_run(run_id, db=db)
             stored = run_events(db, run_id)
         history = sorted([*stored, *bus.recent_chunks(run_id)], key=lambda e: e.position)
         terminal = next((e for e in history if _terminal(e)), None)
+        if terminal is None and run.status in FINAL_STATUSES:
+            # Its events are older than ZERG_EVENT_RETENTION_DAYS: the run itself ends it.
+            terminal = _ended(run, history)
+            history.append(terminal)
         if terminal is not None and terminal.position <= after:
             bus.unsubscribe(subscription)
             return Response(status_code=204)
