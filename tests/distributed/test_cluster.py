@@ -87,7 +87,8 @@ def test_reject_and_queue_hold_across_replicas(cluster: Cluster, openai_server: 
     queued = cluster.create_agent("one at a time", concurrency="queue")
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda api: trigger(api.url, queued["id"]), cluster.apis))
-    runs: list[dict[str, Any]] = sorted((a.json() for a in answers), key=lambda r: r["id"])
+    # Triggered at the same moment on two replicas, either may be recorded (and run) first.
+    runs: list[dict[str, Any]] = sorted((a.json() for a in answers), key=lambda r: r["started_at"])
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
     # One at a time per agent, whichever workers ran them.
     assert datetime.fromisoformat(runs[1]["started_at"]) >= datetime.fromisoformat(

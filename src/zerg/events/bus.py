@@ -14,6 +14,7 @@ see `zerg.events.log`.
 import asyncio
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,9 +25,11 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BUFFER = 1000
 AGENTS_TOPIC = "agents"
-# Chat stream chunks kept per run, so a stream that reconnects mid-turn misses none.
-_RECENT_CHUNKS_PER_RUN = 10_000
-_RECENT_CHUNK_RUNS = 256
+# Chat stream chunks are kept while their turn streams and this long after it ended, so a
+# stream that reconnects meanwhile misses none (later, the stored messages stand for them);
+# at most this many in all, the oldest turn's let go first.
+_CHUNKS_KEPT_AFTER_END_S = 60.0
+_MAX_KEPT_CHUNKS = 100_000
 
 
 class EventType(StrEnum):
@@ -182,7 +185,9 @@ class EventBus:
         # the latest runs' chat stream chunks (a reconnecting stream misses none).
         self._seen: deque[int] = deque(maxlen=50_000)
         self._seen_set: set[int] = set()
-        self._chunks: dict[int, deque[Event]] = {}
+        self._chunks: dict[int, list[Event]] = {}  # run id -> its chunks, oldest run first
+        self._chunk_count = 0
+        self._ended: dict[int, float] = {}  # run id -> when its stream ended (monotonic)
 
     # -- subscribing -----------------------------------------------------------------------
 
@@ -272,6 +277,9 @@ class EventBus:
                 self._seen_set.add(event.id)
             elif event.type == EventType.STREAM_CHUNK and event.run_id is not None:
                 self._remember_chunk(event)
+            elif event.type == EventType.STREAM_END and event.run_id is not None:
+                self._ended[event.run_id] = time.monotonic()
+                self._forget_old_chunks()
             targets: set[Subscription] = set()
             for topic in event.topics:
                 subscribers = self._by_topic.get(topic)
@@ -306,13 +314,25 @@ class EventBus:
                     self.unsubscribe(subscription)
 
     def _remember_chunk(self, event: Event) -> None:
+        """Keep a stream chunk (under the lock), letting go of ended and excess turns'."""
         assert event.run_id is not None
-        chunks = self._chunks.get(event.run_id)
-        if chunks is None:
-            if len(self._chunks) >= _RECENT_CHUNK_RUNS:
-                self._chunks.pop(next(iter(self._chunks)))
-            chunks = self._chunks[event.run_id] = deque(maxlen=_RECENT_CHUNKS_PER_RUN)
-        chunks.append(event)
+        self._chunks.setdefault(event.run_id, []).append(event)
+        self._chunk_count += 1
+        self._forget_old_chunks()
+
+    def _forget_old_chunks(self) -> None:
+        now = time.monotonic()
+        while self._ended:
+            run_id, ended_at = next(iter(self._ended.items()))
+            if now - ended_at < _CHUNKS_KEPT_AFTER_END_S:
+                break
+            del self._ended[run_id]
+            self._forget_chunks(run_id)
+        while self._chunk_count > _MAX_KEPT_CHUNKS:
+            self._forget_chunks(next(iter(self._chunks)))
+
+    def _forget_chunks(self, run_id: int) -> None:
+        self._chunk_count -= len(self._chunks.pop(run_id, ()))
 
     def recent_chunks(self, run_id: int) -> list[Event]:
         """The stream chunks of run `run_id` this process has seen (the latest runs only)."""

@@ -35,6 +35,7 @@ _RUN_LOCK = select(func.pg_advisory_xact_lock(bindparam("space"), bindparam("run
 # The advisory lock space of run event ordering ("zerg" in ASCII).
 _LOCK_SPACE = 0x7A657267
 _PENDING = "zerg_pending_events"
+_MARKS = "zerg_event_marks"  # savepoint -> how many events were pending when it began
 
 
 def record(
@@ -104,16 +105,33 @@ def publish_on_commit(factory: sessionmaker[Session], bus: EventBus) -> Callable
         pending: list[Event] = session.info.pop(_PENDING, [])
         bus.publish_all(pending)
 
+    def after_transaction_create(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested:  # a savepoint: what it records goes if it rolls back
+            marks = session.info.setdefault(_MARKS, {})
+            marks[transaction] = len(session.info.get(_PENDING, ()))
+
+    def after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+        mark = session.info.get(_MARKS, {}).get(previous)
+        if previous.nested and mark is not None:
+            del session.info.get(_PENDING, [])[mark:]
+
     def after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
         if transaction.parent is None:  # rolled back or closed: never committed
             session.info.pop(_PENDING, None)
+            session.info.pop(_MARKS, None)
 
-    event.listen(factory, "after_commit", after_commit)
-    event.listen(factory, "after_transaction_end", after_transaction_end)
+    listeners: dict[str, Callable[..., None]] = {
+        "after_commit": after_commit,
+        "after_transaction_create": after_transaction_create,
+        "after_soft_rollback": after_soft_rollback,
+        "after_transaction_end": after_transaction_end,
+    }
+    for name, listener in listeners.items():
+        event.listen(factory, name, listener)
 
     def undo() -> None:
-        event.remove(factory, "after_commit", after_commit)
-        event.remove(factory, "after_transaction_end", after_transaction_end)
+        for name, listener in listeners.items():
+            event.remove(factory, name, listener)
 
     return undo
 

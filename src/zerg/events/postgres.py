@@ -18,12 +18,14 @@ import json
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from zerg import clock
@@ -37,9 +39,17 @@ _PART_BYTES = 5000
 _MAX_BATCH = 200
 _RECONNECT_S = 1.0
 _POLL_S = 0.2
-# The catch-up after a reconnect reads back from this long before the connection was lost
-# (an event is recorded a moment before its transaction commits and is sent).
+# The catch-up after a reconnect reads back from this long before the connection was last
+# known to work (an event is recorded a moment before its transaction commits and is sent).
 _CATCH_UP_MARGIN = timedelta(seconds=30)
+# How often a quiet listening connection is checked; TCP keepalives end a silent one.
+_ALIVE_CHECK_S = 5.0
+_KEEPALIVE = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
@@ -116,11 +126,12 @@ class PostgresRelay:
         self.bus = bus
         self._catch_up = catch_up
         self.origin = uuid.uuid4().hex
-        self._conninfo = libpq_url(database_url)
+        self._conninfo = make_conninfo(libpq_url(database_url), **_KEEPALIVE)
         self._outbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._listening = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._alive_at: datetime | None = None  # when the listener last knew it was connected
 
     def start(self, timeout_s: float = 10) -> None:
         """Start relaying; returns once this process listens (or after `timeout_s`)."""
@@ -161,10 +172,16 @@ class PostgresRelay:
                             connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
                 batch = []
             except Exception as exc:
-                # Sent once more on a new connection; then left to the listeners' catch-up.
+                # Sent again on a new connection until it goes through: the events were
+                # committed, so the database is there to take them.
                 failures += 1
-                logger.warning("could not send %d events to other processes: %s", len(batch), exc)
-                if failures > 1 or self._stopping.is_set():
+                logger.warning(
+                    "could not send %d events to other processes (attempt %d): %s",
+                    len(batch),
+                    failures,
+                    exc,
+                )
+                if self._stopping.is_set():
                     batch = []
                 _close(connection)
                 connection = None
@@ -186,22 +203,25 @@ class PostgresRelay:
     # -- receiving -------------------------------------------------------------------------
 
     def _listen(self) -> None:
-        lost_at: datetime | None = None
+        lost_since: datetime | None = None
         while not self._stopping.is_set():
             connection: psycopg.Connection[Any] | None = None
             try:
                 connection = psycopg.connect(self._conninfo, autocommit=True)
                 connection.execute(f"LISTEN {CHANNEL}")
                 self._listening.set()
-                if lost_at is not None:
-                    self._deliver_missed(lost_at)
-                    lost_at = None
+                if lost_since is not None:
+                    self._deliver_missed(lost_since)
+                    lost_since = None
+                self._alive_at = clock.now()
                 self._receive(connection)
             except Exception as exc:
                 if self._stopping.is_set():
                     break
-                if lost_at is None:
-                    lost_at = clock.now()
+                if lost_since is None:
+                    # From the last moment the connection was known to work: a dead one may
+                    # have gone unnoticed for a while.
+                    lost_since = self._alive_at or clock.now()
                 logger.warning("cannot receive other processes' events (retrying): %s", exc)
                 self._stopping.wait(_RECONNECT_S)
             finally:
@@ -219,7 +239,13 @@ class PostgresRelay:
 
     def _receive(self, connection: psycopg.Connection[Any]) -> None:
         reassembler = _Reassembler()
+        checked = time.monotonic()
         while not self._stopping.is_set():
+            if time.monotonic() - checked >= _ALIVE_CHECK_S:
+                # A quiet connection may be a dead one (notifies() cannot tell): ask.
+                connection.execute("SELECT 1")
+                checked = time.monotonic()
+                self._alive_at = clock.now()
             for notify in connection.notifies(timeout=_POLL_S):
                 try:
                     decoded = reassembler.feed(notify.payload)
