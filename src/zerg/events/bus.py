@@ -12,6 +12,7 @@ see `zerg.events.log`.
 """
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -79,7 +80,7 @@ class Event:
     id_before: int = 0
     _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @functools.cached_property
     def topics(self) -> tuple[str, ...]:
         """Most specific first."""
         topics: list[str] = []

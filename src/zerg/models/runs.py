@@ -25,6 +25,9 @@ OPEN_CHAT_TURN = text("\"trigger\" = 'chat' AND status IN ('queued', 'running')"
 class Run(Base):
     __tablename__ = "runs"
     __table_args__ = (
+        # An agent's runs in a status (is another running? how many wait?) without reading
+        # the agent's whole history.
+        Index("ix_runs_agent_id_status", "agent_id", "status"),
         Index(
             "uq_runs_open_chat_turn",
             "thread_id",

@@ -273,9 +273,8 @@ class TaskRuns:
                     )
                     events = []
                     if recorded.created:
-                        events.append(
-                            _run_event(db, EventType.RUN_CREATED, recorded.run, recorded.owner_id)
-                        )
+                        created = _run_event(EventType.RUN_CREATED, recorded.run, recorded.owner_id)
+                        events = event_log.store(db, [created])
                     if recorded.created and self.engine.distributed:
                         # The run and its place in the queue commit together.
                         self.engine.enqueue_in_transaction(
@@ -462,13 +461,14 @@ class TaskRuns:
                     "running run can be cancelled",
                     code="run_finished",
                 )
-            events = [_run_event(db, EventType.RUN_UPDATED, cancelled, owner_id)]
+            events = [_run_event(EventType.RUN_UPDATED, cancelled, owner_id)]
             # Read from the row as cancelled: whether it had started is decided by the UPDATE.
             started = cancelled.started_at is not None
             if started and run.trigger != "chat":
                 agent = agent_after_run(run.agent_id, run_id, RunStatus.CANCELLED, None, now, db=db)
                 data = {"id": run.agent_id, "status": agent, "thread_id": cancelled.thread_id}
-                events.append(_agent_event(db, data, owner_id))
+                events.append(_agent_event(data, owner_id))
+            events = event_log.store(db, events)
             workflow_id = workflow_of(db, run_id)
         self.bus.publish_all(events)
         if not started:  # a run waiting in the engine's queue must never start
@@ -485,9 +485,8 @@ class TaskRuns:
             with self.database.transaction() as db:
                 turn = record_chat_turn(thread_id, content, actor=actor, token_id=token_id, db=db)
                 run = turn.run
-                created = _run_event(db, EventType.RUN_CREATED, run, turn.owner_id)
-                message = event_log.record(
-                    db,
+                created = _run_event(EventType.RUN_CREATED, run, turn.owner_id)
+                message = Event(
                     EventType.THREAD_MESSAGE_CREATED,
                     turn.message.model_dump(mode="json"),
                     owner_id=turn.owner_id,
@@ -495,7 +494,7 @@ class TaskRuns:
                     thread_id=thread_id,
                     run_id=run.id,
                 )
-                events = [created, message]
+                events = event_log.store(db, [created, message])
                 partition = partition_of("chat", run.agent_id, thread_id)
                 if self.engine.distributed:
                     self.engine.enqueue_in_transaction(db, run.id, partition, turn.workflow_id)
@@ -548,16 +547,16 @@ class TaskRuns:
             if not job.is_chat:
                 set_agent_status(db, job.agent_id, AgentStatus.RUNNING)
                 data = {"id": job.agent_id, "status": "running"}
-                events.append(_agent_event(db, data, job.owner_id))
+                events.append(_agent_event(data, job.owner_id))
             data = run.model_dump(mode="json")
-            events.append(stream.record(db, EventType.RUN_UPDATED, data, thread.id))
+            events.append(stream.event(EventType.RUN_UPDATED, data, thread.id))
             if created:
                 data = thread.model_dump(mode="json")
-                events.append(stream.record(db, EventType.THREAD_CREATED, data, thread.id))
+                events.append(stream.event(EventType.THREAD_CREATED, data, thread.id))
                 for message in first_messages:
                     data = message.model_dump(mode="json")
-                    record = stream.record(db, EventType.THREAD_MESSAGE_CREATED, data, thread.id)
-                    events.append(record)
+                    events.append(stream.event(EventType.THREAD_MESSAGE_CREATED, data, thread.id))
+            events = event_log.store(db, events)
         stream.publish(events)
         stream.started(thread.id)
         assert run.started_at is not None
@@ -596,7 +595,7 @@ class TaskRuns:
                 data["thread_id"] = run.thread_id
                 if failed:
                     data["last_error"] = error
-                events.append(_agent_event(db, data, job.owner_id))
+                events.append(_agent_event(data, job.owner_id))
             elif run is None and status == RunStatus.CANCELLED:
                 # Cancelled from outside, agent and all, with the usage recorded then: add a
                 # message that was stored meanwhile (announced, once the stream has ended,
@@ -607,7 +606,8 @@ class TaskRuns:
             if run is None:
                 return  # deleted with its agent, or another outcome was recorded first
             data = run.model_dump(mode="json")
-            events.append(stream.record(db, EventType.RUN_UPDATED, data, run.thread_id))
+            events.append(stream.event(EventType.RUN_UPDATED, data, run.thread_id))
+            events = event_log.store(db, events)
         stream.publish(events)
         stream.ended(run)
 
@@ -624,11 +624,9 @@ class RunStream:
         self.last_id = 0
         self.seq = 0
 
-    def record(
-        self, db: Connection, type: EventType, data: dict[str, Any], thread_id: int | None = None
-    ) -> Event:
-        return event_log.record(
-            db,
+    def event(self, type: EventType, data: dict[str, Any], thread_id: int | None = None) -> Event:
+        """One of the run's events, to store (`event_log.store`) in its change's transaction."""
+        return Event(
             type,
             data,
             owner_id=self.job.owner_id,
@@ -647,7 +645,8 @@ class RunStream:
         """In the message's transaction: its event; after the commit, publish it (and, in
         a chat turn, the message as a stream chunk)."""
         data = message.model_dump(mode="json")
-        event = self.record(db, EventType.THREAD_MESSAGE_CREATED, data, message.thread_id)
+        event = self.event(EventType.THREAD_MESSAGE_CREATED, data, message.thread_id)
+        [event] = event_log.store(db, [event])
 
         def publish() -> None:
             self.publish([event])
@@ -685,9 +684,9 @@ class RunStream:
         self.bus.publish(event)
 
 
-def _run_event(db: Connection, type: EventType, run: RunRead, owner_id: int | None) -> Event:
-    return event_log.record(
-        db,
+def _run_event(type: EventType, run: RunRead, owner_id: int | None) -> Event:
+    """A run's event, to store (`event_log.store`) in the transaction of its change."""
+    return Event(
         type,
         run.model_dump(mode="json"),
         owner_id=owner_id,
@@ -697,11 +696,9 @@ def _run_event(db: Connection, type: EventType, run: RunRead, owner_id: int | No
     )
 
 
-def _agent_event(db: Connection, data: dict[str, Any], owner_id: int | None) -> Event:
-    """An `agent_updated` of a run's doing (its status, the run's thread)."""
-    return event_log.record(
-        db, EventType.AGENT_UPDATED, data, owner_id=owner_id, agent_id=data["id"]
-    )
+def _agent_event(data: dict[str, Any], owner_id: int | None) -> Event:
+    """An `agent_updated` of a run's doing (its status, the run's thread), to store."""
+    return Event(EventType.AGENT_UPDATED, data, owner_id=owner_id, agent_id=data["id"])
 
 
 def task_message(task_instructions: str, payload: Any) -> str:

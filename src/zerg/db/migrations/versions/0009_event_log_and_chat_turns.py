@@ -1,5 +1,5 @@
-"""The event log (every event's id and what it said), and chat turns as runs: the user
-message a turn answers, and at most one open turn per thread.
+"""The event log (every event's id and what it said), chat turns as runs (the user message
+a turn answers, at most one open turn per thread), and an index of an agent's runs by status.
 
 Revision ID: 0009
 Revises: 0008
@@ -41,6 +41,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_events_created_at"), "events", ["created_at"], unique=False)
     with op.batch_alter_table("runs", table_kwargs=NEVER_REUSE_IDS) as batch_op:
         batch_op.add_column(sa.Column("message_id", sa.Integer(), nullable=True))
+    op.create_index("ix_runs_agent_id_status", "runs", ["agent_id", "status"], unique=False)
     op.create_index(
         "uq_runs_open_chat_turn",
         "runs",
@@ -53,6 +54,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_runs_open_chat_turn", table_name="runs")
+    op.drop_index("ix_runs_agent_id_status", table_name="runs")
     with op.batch_alter_table("runs", table_kwargs=NEVER_REUSE_IDS) as batch_op:
         batch_op.drop_column("message_id")
     op.drop_index(op.f("ix_events_created_at"), table_name="events")
