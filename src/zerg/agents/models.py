@@ -1,9 +1,7 @@
 """Chat models from an agent's `provider:name` string, and errors that name their fix."""
 
-import asyncio
 import functools
 import ssl
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,38 +27,24 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-# The model HTTP clients of each event loop, by provider. An SDK's shared default client is
-# bound to the first event loop that uses it, and runs execute on more than one loop (the
-# server's, and the engine's for recovered runs); within a loop, runs share connections.
-_CLIENTS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
 @asynccontextmanager
 async def model_http_client(model: str) -> AsyncIterator[Any]:
-    """The running loop's HTTP client for `model`'s provider, of the provider SDK's own kind
-    (None where the provider makes no HTTP calls). Pooled: a run reuses the connections of
-    the runs before it."""
-    provider = model.partition(":")[0]
-    if provider not in ("openai", "anthropic"):
+    """An HTTP client for one run's model calls, of the provider SDK's own kind (None where
+    the provider makes no HTTP calls).
+
+    One per run, closed when it ends: that hangs up a call cut off by a cancel or a timeout at
+    once (an abandoned response of a shared client is closed only when collected), so the
+    model stops generating. And the SDKs' shared default clients are bound to the first event
+    loop that uses them, while runs execute on more than one loop.
+    """
+    if model.startswith("openai:"):
+        async with httpx.AsyncClient(verify=_ssl_context()) as client:
+            yield client
+    elif model.startswith("anthropic:"):
+        async with anthropic.DefaultAsyncHttpxClient() as anthropic_client:
+            yield anthropic_client
+    else:
         yield None
-        return
-    clients = _CLIENTS.setdefault(asyncio.get_running_loop(), {})
-    client = clients.get(provider)
-    if client is None or client.is_closed:
-        client = clients[provider] = (
-            httpx.AsyncClient(verify=_ssl_context())
-            if provider == "openai"
-            else anthropic.DefaultAsyncHttpxClient()
-        )
-    yield client
-
-
-async def close_model_clients() -> None:
-    """Close the running loop's model HTTP clients (when the process stops)."""
-    for client in _CLIENTS.pop(asyncio.get_running_loop(), {}).values():
-        await client.aclose()
 
 
 class ModelConfigError(Exception):

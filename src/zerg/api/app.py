@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 
 import zerg
-from zerg.agents.models import close_model_clients
 from zerg.api import ws
 from zerg.api.auth import AuthMode, current_actor
 from zerg.api.errors import install_error_handlers
@@ -49,7 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
                 with suppress(asyncio.CancelledError):
                     await scheduler
             app.state.task_runs.shutdown()
-            await close_model_clients()
             if relay is not None:
                 relay.stop()
             app.state.database.dispose()

@@ -21,7 +21,6 @@ from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from zerg import clock
-from zerg.agents.models import close_model_clients
 from zerg.db import Database
 from zerg.engine import RunEngine
 from zerg.errors import Conflict
@@ -234,7 +233,6 @@ async def run_worker(settings: Settings) -> None:
             with suppress(asyncio.CancelledError):
                 await scheduler
         task_runs.shutdown()
-        await close_model_clients()
         await asyncio.to_thread(registry.stop)
         relay.stop()
         database.dispose()
