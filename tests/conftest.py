@@ -11,20 +11,27 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import create_engine, text
 
+from tests.api.helpers import T0, FrozenClock
 from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.processes import ZergProcess
 from tests.support.server import serve_in_thread
+from zerg import clock as zerg_clock
 from zerg.api.app import create_app
 from zerg.db import Database
 from zerg.db.engine import create_db_engine
 from zerg.db.migrate import upgrade
 from zerg.engine import RunEngine, engine_database_url
 from zerg.settings import Settings
+
+if TYPE_CHECKING:  # imported by pytest as a plugin (below), not here
+    from tests.support.openai_server import FakeOpenAI
 
 BACKENDS = [b for b in os.environ.get("ZERG_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 _counter = itertools.count()
@@ -171,3 +178,28 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 
 # The `openai_server` fixture (a fake OpenAI-compatible LLM server) for the whole suite.
 pytest_plugins = ["tests.support.openai_server"]
+
+
+@pytest.fixture
+def zerg(database_url: str, tmp_path: Path, openai_server: "FakeOpenAI") -> Iterator[ZergProcess]:
+    """A real `zerg serve` process on the test's database, for kill -9 and restart tests."""
+    env = {
+        "ZERG_DATABASE_URL": database_url,
+        "ZERG_DATA_DIR": str(tmp_path / "data"),
+        # The agents' config.base_url: the fake OpenAI server, listed as an operator would.
+        "ZERG_MODEL_BASE_URLS": f"{openai_server.base_url}/v1",
+    }
+    process = ZergProcess(env, tmp_path / "zerg.log")
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def clock() -> Iterator[FrozenClock]:
+    """Zerg's clock, frozen at T0 (advance it with `clock.advance`)."""
+    frozen = FrozenClock(T0)
+    zerg_clock.set_clock(frozen)
+    try:
+        yield frozen
+    finally:
+        zerg_clock.set_clock(None)

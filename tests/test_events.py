@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.api.helpers import T0, FrozenClock
-from zerg import clock as zerg_clock
 from zerg.db import Database
 from zerg.events import AGENTS_TOPIC, Dropped, Event, EventBus, EventType, Subscription
 from zerg.events.log import publish_on_commit, record, record_in_session, run_events
@@ -29,16 +28,6 @@ WAIT_S = 10.0
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def frozen_clock() -> Iterator[FrozenClock]:
-    frozen = FrozenClock(T0)
-    zerg_clock.set_clock(frozen)
-    try:
-        yield frozen
-    finally:
-        zerg_clock.set_clock(None)
 
 
 def agent_updated(agent_id: int, n: int = 0) -> Event:
@@ -401,7 +390,7 @@ def test_a_runs_stored_events_read_back_in_id_order(database: Database) -> None:
 
 
 def test_pruning_forgets_the_events_older_than_the_retention(
-    settings: Settings, database: Database, frozen_clock: FrozenClock
+    settings: Settings, database: Database, clock: FrozenClock
 ) -> None:
     retention = timedelta(days=settings.event_retention_days)
     task_runs = TaskRuns(settings, database, EventBus())
@@ -414,17 +403,17 @@ def test_pruning_forgets_the_events_older_than_the_retention(
 
     assert stored_ids(database) == []  # a fresh database
     oldest = record_now()
-    frozen_clock.advance(hours=1)
+    clock.advance(hours=1)
     older = record_now()
-    frozen_clock.now = T0 + retention - timedelta(seconds=1)
+    clock.now = T0 + retention - timedelta(seconds=1)
     newest = record_now()
 
     # Exactly `retention` after `older` was recorded: it is that old, not older.
-    frozen_clock.now = T0 + retention + timedelta(hours=1)
+    clock.now = T0 + retention + timedelta(hours=1)
     assert task_runs.prune_events() == 1
     assert stored_ids(database) == [older, newest]
 
-    frozen_clock.advance(seconds=1)
+    clock.advance(seconds=1)
     assert task_runs.prune_events() == 1
     assert stored_ids(database) == [newest]
     assert oldest < older < newest

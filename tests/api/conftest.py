@@ -1,24 +1,26 @@
-"""Fixtures of the API tests: a frozen clock, agents made over HTTP, rows made in the database."""
+"""Fixtures of the API tests: agents made over HTTP, rows made in the database, an async HTTP
+client."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.api.helpers import T0, AgentFactory, FrozenClock, Rows
-from zerg import clock as zerg_clock
+from tests.api.helpers import AgentFactory, Rows
 from zerg.db import Database
 
 
 @pytest.fixture
-def clock() -> Iterator[FrozenClock]:
-    frozen = FrozenClock(T0)
-    zerg_clock.set_clock(frozen)
-    try:
-        yield frozen
-    finally:
-        zerg_clock.set_clock(None)
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An async HTTP client of the test's server (for SSE streams read as they come)."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        yield client
 
 
 @pytest.fixture

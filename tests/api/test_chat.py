@@ -3,7 +3,6 @@ on the run's event stream, and which stores what a task run stores, over the rea
 client against the fake server (and a `scripted:` model)."""
 
 import itertools
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -31,17 +30,6 @@ from zerg.db import Database
 pytestmark = pytest.mark.anyio
 
 ANSWER = " ".join(f"word{n}" for n in range(40))
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        yield client
 
 
 async def chat_thread(http: httpx.AsyncClient, agent: dict[str, Any]) -> int:

@@ -3,11 +3,10 @@ events of a run in order with their ids, resume by id (also across a restart), t
 stops a finished stream, heartbeats, cancel, and owner isolation."""
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,17 +33,6 @@ TERMINAL = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.timed
 # it (heartbeats keep the connection busy, so the HTTP read timeout alone would not).
 EVENT_TIMEOUT_S = 20
 DEMO = {"name": "demo", "model": "scripted:demo", "task_instructions": "6 * 7?"}
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        yield client
 
 
 # -- reading a run's event stream ----------------------------------------------------------
@@ -338,19 +326,6 @@ class CrashScript:
         if body["messages"][-1]["role"] != "tool":
             return ToolCall("calculator", {"expression": "6 * 7"})
         return Text("It is 42.") if self.crashed else Hang()
-
-
-@pytest.fixture
-def zerg(database_url: str, tmp_path: Path, openai_server: FakeOpenAI) -> Iterator[ZergProcess]:
-    """A real `zerg serve` process on the test's database, to kill -9."""
-    env = {
-        "ZERG_DATABASE_URL": database_url,
-        "ZERG_DATA_DIR": str(tmp_path / "data"),
-        "ZERG_MODEL_BASE_URLS": f"{openai_server.base_url}/v1",
-    }
-    process = ZergProcess(env, tmp_path / "zerg.log")
-    yield process
-    process.stop()
 
 
 async def test_a_stream_cut_by_kill_9_resumes_after_the_restart_with_nothing_lost(

@@ -63,16 +63,16 @@ def send(ws: ClientConnection, message: object) -> None:
 
 
 def receive_until(
-    ws: ClientConnection, done: Callable[[Message], bool], what: str
+    ws: ClientConnection, done: Callable[[Message], bool], what: str, wait_s: float = WAIT_S
 ) -> list[Message]:
     """Every message up to and including the first that is `done`."""
     messages: list[Message] = []
-    deadline = time.monotonic() + WAIT_S
+    deadline = time.monotonic() + wait_s
     while True:
         try:
             message = json.loads(ws.recv(timeout=max(0.0, deadline - time.monotonic())))
         except TimeoutError:
-            raise AssertionError(f"no {what} within {WAIT_S:g} s; got {messages}") from None
+            raise AssertionError(f"no {what} within {wait_s:g} s; got {messages}") from None
         messages.append(message)
         if done(message):
             return messages

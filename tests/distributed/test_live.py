@@ -8,7 +8,6 @@ Real clients (websockets, httpx-sse) against real `zerg serve --no-execute` repl
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from websockets.sync.client import ClientConnection, connect
 
+from tests.api.test_ws import receive_until as receive_within
 from tests.distributed.conftest import Cluster
 from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall
 from tests.support.waiting import wait_for
@@ -31,6 +31,15 @@ from zerg.models import Run, events_table
 Message = dict[str, Any]
 # The longest wait for something expected: a lost event fails the test instead of hanging it.
 WAIT_S = 20.0
+
+
+def receive_until(
+    ws: ClientConnection, done: Callable[[Message], bool], what: str
+) -> list[Message]:
+    """`receive_until` with this file's longer wait (processes share the machine)."""
+    return receive_within(ws, done, what, WAIT_S)
+
+
 REPLIES = frozenset({"subscribed", "unsubscribed", "pong", "error"})
 FINAL = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
 
@@ -46,22 +55,6 @@ def hub(base_url: str) -> Iterator[ClientConnection]:
     options: dict[str, Any] = {"open_timeout": WAIT_S, "ping_interval": None, "max_queue": None}
     with connect(url, proxy=None, **options) as ws:
         yield ws
-
-
-def receive_until(
-    ws: ClientConnection, done: Callable[[Message], bool], what: str
-) -> list[Message]:
-    """Every message up to and including the first that is `done`."""
-    messages: list[Message] = []
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        try:
-            message = json.loads(ws.recv(timeout=max(0.0, deadline - time.monotonic())))
-        except TimeoutError:
-            raise AssertionError(f"no {what} within {WAIT_S:g} s; got {messages}") from None
-        messages.append(message)
-        if done(message):
-            return messages
 
 
 def received_so_far(ws: ClientConnection) -> list[Message]:
