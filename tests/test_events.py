@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tests.api.helpers import T0, FrozenClock
 from zerg.db import Database
 from zerg.events import AGENTS_TOPIC, Dropped, Event, EventBus, EventType, Subscription
-from zerg.events.log import publish_on_commit, record, record_in_session, run_events
+from zerg.events.log import publish_on_commit, record_in_session, run_events, store
 from zerg.models import Agent, events_table
 from zerg.services.task_runs import TaskRuns
 from zerg.settings import Settings
@@ -374,7 +374,7 @@ async def test_the_bus_keeps_each_runs_stream_chunks_for_a_reconnecting_stream()
 def test_a_runs_stored_events_read_back_in_id_order(database: Database) -> None:
     with database.transaction() as db:
         recorded = [
-            record(db, EventType.RUN_UPDATED, {"n": n}, owner_id=None, agent_id=1, run_id=run_id)
+            store(db, [Event(EventType.RUN_UPDATED, {"n": n}, agent_id=1, run_id=run_id)])[0]
             for n, run_id in enumerate((8, 9, 8, 8))
         ]
     with database.transaction() as db:
@@ -397,7 +397,7 @@ def test_pruning_forgets_the_events_older_than_the_retention(
 
     def record_now() -> int:
         with database.transaction() as db:
-            event = record(db, EventType.AGENT_UPDATED, {"id": 1}, owner_id=None, agent_id=1)
+            [event] = store(db, [Event(EventType.AGENT_UPDATED, {"id": 1}, agent_id=1)])
         assert event.id is not None
         return event.id
 

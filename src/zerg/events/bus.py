@@ -171,9 +171,6 @@ class Subscription:
     def get_nowait(self) -> Event | None:
         return self._buffer.popleft() if self._buffer else None
 
-    def pending(self) -> int:
-        return len(self._buffer)
-
 
 class EventBus:
     def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:

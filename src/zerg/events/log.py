@@ -2,7 +2,7 @@
 gives it its id, and published once that transaction has committed.
 
 Two ways to publish after the commit:
-- the run path (Core connections) keeps what `record` returns and publishes it after its
+- the run path (Core connections) keeps what `store` returns and publishes it after its
   `with database.transaction()` block;
 - services on an ORM `Session` call `record_in_session`: the events go out when that session
   commits (and are forgotten if it rolls back), whoever commits it.
@@ -40,28 +40,6 @@ _RUN_LOCK = select(func.pg_advisory_xact_lock(bindparam("space"), bindparam("run
 _LOCK_SPACE = 0x7A657267
 _PENDING = "zerg_pending_events"
 _MARKS = "zerg_event_marks"  # savepoint -> how many events were pending when it began
-
-
-def record(
-    db: Connection,
-    type: EventType,
-    data: dict[str, Any],
-    *,
-    owner_id: int | None,
-    agent_id: int | None = None,
-    thread_id: int | None = None,
-    run_id: int | None = None,
-) -> Event:
-    """Store an event in the caller's transaction; publish what this returns after commit."""
-    event = Event(
-        type,
-        data,
-        owner_id=owner_id,
-        agent_id=agent_id,
-        thread_id=thread_id,
-        run_id=run_id,
-    )
-    return store(db, [event])[0]
 
 
 def store(db: Connection, events: Sequence[Event]) -> list[Event]:
@@ -115,15 +93,10 @@ def record_in_session(
 ) -> Event:
     """Store an event in the session's transaction; it is published when the session commits
     (see `publish_on_commit`)."""
-    recorded = record(
-        session.connection(),
-        type,
-        data,
-        owner_id=owner_id,
-        agent_id=agent_id,
-        thread_id=thread_id,
-        run_id=run_id,
+    event = Event(
+        type, data, owner_id=owner_id, agent_id=agent_id, thread_id=thread_id, run_id=run_id
     )
+    [recorded] = store(session.connection(), [event])
     session.info.setdefault(_PENDING, []).append(recorded)
     return recorded
 
