@@ -13,7 +13,8 @@ from sqlalchemy import select
 from tests.support.openai_server import FakeOpenAI, Hang, Text
 from zerg import clock
 from zerg.db import Database
-from zerg.events import EventBus
+from zerg.events import Event, EventBus, EventType
+from zerg.events.log import publish_on_commit
 from zerg.models import Agent, Run, Thread
 from zerg.scheduler import service as scheduler_service
 from zerg.scheduler.cron import due_between
@@ -132,6 +133,31 @@ def test_a_due_fire_starts_one_scheduled_run(
     with database.session() as session:
         thread = session.get(Thread, run.thread_id)
         assert thread is not None and thread.thread_type == "scheduled"
+    assert next_run_at(database, agent_id) == T0.replace(minute=10)
+
+
+def test_a_fire_announces_the_agents_next_run(
+    settings: Settings, database: Database, frozen: Clock
+) -> None:
+    agent_id = make_agent(settings, database)
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.add_listener(seen.append)
+    undo = publish_on_commit(database.sessionmaker, bus)
+
+    async def body(schedulers: list[SchedulerService]) -> None:
+        frozen.at(10, 5, 1)
+        await schedulers[0].tick()
+
+    try:
+        with_scheduler(settings, database, body)
+    finally:
+        undo()
+
+    # A dashboard shows the next fire time: the move is an event, stored with its id.
+    [moved] = [e for e in seen if e.type == EventType.AGENT_UPDATED]
+    assert moved.data == {"id": agent_id, "next_run_at": "2026-11-25T10:10:00Z"}
+    assert moved.id is not None and moved.agent_id == agent_id
     assert next_run_at(database, agent_id) == T0.replace(minute=10)
 
 
