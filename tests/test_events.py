@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tests.api.helpers import T0, FrozenClock
 from zerg.db import Database
 from zerg.events import AGENTS_TOPIC, Dropped, Event, EventBus, EventType, Subscription
+from zerg.events import bus as bus_module
 from zerg.events.log import publish_on_commit, record_in_session, run_events, store
 from zerg.models import Agent, events_table
 from zerg.services.task_runs import TaskRuns
@@ -369,6 +370,30 @@ async def test_the_bus_keeps_each_runs_stream_chunks_for_a_reconnecting_stream()
     assert bus.recent_chunks(5) == chunks
     assert bus.recent_chunks(6) == [chunk(6, 1)]
     assert bus.recent_chunks(7) == []
+
+
+def test_a_turns_chunks_are_let_go_a_while_after_it_ended_and_in_all_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(bus_module.time, "monotonic", lambda: now[0])
+    bus = EventBus()
+    bus.publish_all([chunk(5, 1), chunk(5, 2), chunk(6, 1)])
+    bus.publish(Event(EventType.STREAM_END, {}, agent_id=1, thread_id=5, run_id=5, seq=3))
+
+    now[0] += bus_module._CHUNKS_KEPT_AFTER_END_S - 1
+    bus.publish(chunk(6, 2))
+    assert bus.recent_chunks(5) == [chunk(5, 1), chunk(5, 2)]  # a reconnect may still want them
+
+    now[0] += 2
+    bus.publish(chunk(6, 3))
+    assert bus.recent_chunks(5) == []  # the stored messages stand for them now
+    assert bus.recent_chunks(6) == [chunk(6, 1), chunk(6, 2), chunk(6, 3)]  # still streaming
+
+    monkeypatch.setattr(bus_module, "_MAX_KEPT_CHUNKS", 4)
+    bus.publish_all([chunk(7, 1), chunk(7, 2)])
+    assert bus.recent_chunks(6) == []  # the oldest turn's go first
+    assert bus.recent_chunks(7) == [chunk(7, 1), chunk(7, 2)]
 
 
 def test_a_runs_stored_events_read_back_in_id_order(database: Database) -> None:

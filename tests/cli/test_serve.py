@@ -243,3 +243,21 @@ def test_serve_listens_openly_when_auth_is_required(
 
     assert result.exit_code == 0, (result.stderr, result.exception)
     assert [run["host"] for run in uvicorn_runs] == ["0.0.0.0"]
+
+
+def test_uvicorn_does_not_log_an_error_for_each_refused_websocket_handshake() -> None:
+    """The hub refuses a handshake with an HTTP answer on purpose (401, 403, 421); uvicorn
+    logs each as an error, which anyone could use to fill the log."""
+    config = serve_cli._uvicorn_log_config()
+    [name] = config["loggers"]["uvicorn.error"]["filters"]
+    only = config["filters"][name]["()"]()
+    logger = logging.getLogger("test-uvicorn-error")
+    logger.addFilter(only)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.error("ASGI callable returned without completing handshake.")
+    logger.error("Exception in ASGI application")
+    assert seen == ["Exception in ASGI application"]
