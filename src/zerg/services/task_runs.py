@@ -277,8 +277,9 @@ class TaskRuns:
                         events = event_log.store(db, [created])
                     if recorded.created and self.engine.distributed:
                         # The run and its place in the queue commit together.
+                        partition = partition_of(trigger, agent_id, None)
                         self.engine.enqueue_in_transaction(
-                            db, recorded.run.id, str(agent_id), recorded.workflow_id
+                            db, recorded.run.id, partition, recorded.workflow_id
                         )
                 return recorded, events
             except IntegrityError:  # the same key raced in from another request
