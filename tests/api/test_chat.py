@@ -58,15 +58,22 @@ def deltas(events: list[Received]) -> str:
     return "".join(e.data["content"] for e in events if e.name == "message.delta")
 
 
-async def test_tokens_stream_while_the_model_answers_and_add_up_to_the_stored_answer(
-    http: httpx.AsyncClient, openai_server: FakeOpenAI
-) -> None:
-    openai_server.stream_delay = 0.05
+async def slow_turn(
+    http: httpx.AsyncClient, openai_server: FakeOpenAI, *, token_delay_s: float
+) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """A chat turn asked to count to forty, whose model sends `ANSWER` a token at a time:
+    the agent, its chat thread and the turn's run (just started)."""
+    openai_server.stream_delay = token_delay_s
     openai_server.reply_text(ANSWER)
     agent = await create_agent(http, **openai_agent(openai_server, tools=[]))
     thread_id = await chat_thread(http, agent)
+    return agent, thread_id, await say(http, thread_id, "Count to forty.")
 
-    run = await say(http, thread_id, "Count to forty.")
+
+async def test_tokens_stream_while_the_model_answers_and_add_up_to_the_stored_answer(
+    http: httpx.AsyncClient, openai_server: FakeOpenAI
+) -> None:
+    agent, thread_id, run = await slow_turn(http, openai_server, token_delay_s=0.05)
     async with follow(http, run["id"]) as stream:
         before = await stream.until(lambda e: e.name == "message.delta")
         model_call = openai_server.requests[-1].state
@@ -274,11 +281,7 @@ async def test_another_users_thread_is_404(client: httpx.Client, database: Datab
 async def test_cancel_mid_stream_ends_the_turn_and_frees_the_thread(
     http: httpx.AsyncClient, openai_server: FakeOpenAI
 ) -> None:
-    openai_server.stream_delay = 0.1
-    openai_server.reply_text(ANSWER)
-    agent = await create_agent(http, **openai_agent(openai_server, tools=[]))
-    thread_id = await chat_thread(http, agent)
-    run = await say(http, thread_id, "Count to forty.")
+    _agent, thread_id, run = await slow_turn(http, openai_server, token_delay_s=0.1)
 
     async with follow(http, run["id"]) as stream:
         before = await stream.until(lambda e: e.name == "message.delta")
