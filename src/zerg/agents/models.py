@@ -2,14 +2,13 @@
 
 import functools
 import ssl
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import anthropic
 import httpx
-import openai
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
@@ -41,6 +40,8 @@ async def model_http_client(model: str) -> AsyncIterator[Any]:
         async with httpx.AsyncClient(verify=_ssl_context()) as client:
             yield client
     elif model.startswith("anthropic:"):
+        import anthropic  # imported when first used, like every provider package: slow to load
+
         async with anthropic.DefaultAsyncHttpxClient() as anthropic_client:
             yield anthropic_client
     else:
@@ -144,6 +145,7 @@ def build_chat_model(
             http_async_client=http_client,
         )
     if provider == "anthropic":
+        import anthropic
         from langchain_anthropic import ChatAnthropic
 
         if settings.anthropic_api_key is None:
@@ -177,25 +179,36 @@ def describe_model_error(exc: BaseException, model: str) -> str:
     if isinstance(exc, ModelConfigError):
         return str(exc)
     key_var = "ANTHROPIC_API_KEY" if model.startswith("anthropic:") else "OPENAI_API_KEY"
-    if isinstance(exc, openai.AuthenticationError | anthropic.AuthenticationError):
+    if isinstance(exc, _sdk_errors("AuthenticationError")):
         return f"{model}: the provider rejected the API key (401); check {key_var}"
-    if isinstance(exc, openai.NotFoundError | anthropic.NotFoundError):
+    if isinstance(exc, _sdk_errors("NotFoundError")):
         return f"{model}: the server does not know this model (404); check the agent's model name"
-    if isinstance(exc, openai.RateLimitError | anthropic.RateLimitError):
+    if isinstance(exc, _sdk_errors("RateLimitError")):
         return f"{model}: rate limited by the provider (429); try again later"
-    if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError):
+    if isinstance(exc, _sdk_errors("APITimeoutError")):
         return f"{model}: the model server did not answer in time"
-    if isinstance(exc, openai.APIConnectionError | anthropic.APIConnectionError):
+    if isinstance(exc, _sdk_errors("APIConnectionError")):
         return f"{model}: cannot reach the model server; check OPENAI_BASE_URL or config.base_url"
-    if isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
-        return f"{model}: the model server answered {exc.status_code}: {_short(exc.message)}"
-    if isinstance(exc, openai.APIResponseValidationError | ValueError) and (
+    if isinstance(exc, _sdk_errors("APIStatusError")):
+        status, message = getattr(exc, "status_code", "?"), str(getattr(exc, "message", exc))
+        return f"{model}: the model server answered {status}: {_short(message)}"
+    if isinstance(exc, (*_sdk_errors("APIResponseValidationError"), ValueError)) and (
         "json" in str(exc).lower() or "expecting value" in str(exc).lower()
     ):
         return f"{model}: the model server sent a response that is not valid JSON"
     if isinstance(exc, httpx.HTTPError):
         return f"{model}: HTTP error talking to the model server: {_short(str(exc))}"
     return f"{model}: {type(exc).__name__}: {_short(str(exc))}"
+
+
+def _sdk_errors(name: str) -> tuple[type[BaseException], ...]:
+    """The provider SDKs' exception class `name`, of the SDKs loaded: an error of an SDK can
+    only come from a loaded one, and loading one only to test for its errors costs a second."""
+    return tuple(
+        getattr(module, name)
+        for module in (sys.modules.get("openai"), sys.modules.get("anthropic"))
+        if module is not None
+    )
 
 
 def _short(text: str, limit: int = 300) -> str:
