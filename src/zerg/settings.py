@@ -147,6 +147,12 @@ class Settings(BaseSettings):
         description="How often WebSocket pings and event-stream heartbeats go out; a WebSocket "
         "peer that does not answer a ping within as long again is disconnected.",
     )
+    session_days: float = Field(
+        default=14.0,
+        gt=0,
+        le=366,
+        description="How long a dashboard sign-in lasts.",
+    )
     reconcile_interval_s: float = Field(
         default=60.0,
         gt=0,

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 import zerg
 from zerg.api import ws
@@ -20,6 +21,11 @@ from zerg.events.wiring import connect_bus
 from zerg.scheduler.service import SchedulerService
 from zerg.services.task_runs import TaskRuns
 from zerg.settings import Settings
+from zerg.web import pages
+from zerg.web.routes import agents as agent_pages
+from zerg.web.routes import chat, dashboard, login, stats
+from zerg.web.routes import runs as run_pages
+from zerg.web.routes import threads as thread_pages
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -63,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     # On PostgreSQL the bus spans every process on the database (API replicas and workers).
     app.state.bus, app.state.relay = connect_bus(settings, app.state.database)
     app.state.task_runs = TaskRuns(settings, app.state.database, app.state.bus)
-    install_error_handlers(app)
+    install_error_handlers(app, error_page=pages.error_page)
 
     app.state.auth_mode = AuthMode(settings, app.state.database)
     # Every API route acts as someone; webhook deliveries are signed instead.
@@ -74,6 +80,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(triggers.deliveries)
     app.include_router(health.router)
+    # The dashboard: pages at /, its assets at /static.
+    for module in (login, dashboard, agent_pages, run_pages, thread_pages, chat, stats):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=pages.STATIC_DIR), name="static")
     # Webhook deliveries keep their own limit, enforced as their route reads them.
     hook = app.url_path_for("fire_trigger", public_id="{public_id}")
     deliveries = _path_pattern(hook, "{public_id}")

@@ -1,12 +1,13 @@
 """Every error leaves the API as `{"detail": ..., "code": ...}`; this is the one mapping."""
 
 import logging
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from zerg.errors import (
@@ -77,9 +78,21 @@ def response_for(error: ZergError) -> JSONResponse:
     return error_response(_status_of(error), error.detail, error.code)
 
 
-async def _on_zerg_error(_request: Request, exc: Exception) -> JSONResponse:
+# The dashboard's renderer of an error as a page: None when the request is not a page's.
+PageRenderer = Callable[[Request, int, str, str], Response | None]
+
+
+def _page(request: Request, status: int, detail: str, code: str) -> Response | None:
+    render: PageRenderer | None = getattr(request.app.state, "error_page", None)
+    return None if render is None else render(request, status, detail, code)
+
+
+async def _on_zerg_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ZergError)
-    return error_response(_status_of(exc), exc.detail, exc.code)
+    status = _status_of(exc)
+    return _page(request, status, exc.detail, exc.code) or error_response(
+        status, exc.detail, exc.code
+    )
 
 
 async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -92,7 +105,7 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return error_response(422, detail, "validation_error", errors=errors)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
@@ -100,6 +113,8 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     if status == 404 and detail is None:
         detail = "no such route; see /docs for the API"
     code = _CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "http_error")
+    if status == 404 and (page := _page(request, status, "there is no such page", code)):
+        return page
     return JSONResponse(
         {"detail": detail or phrase, "code": code},
         status_code=status,
@@ -107,14 +122,17 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(
-        500, "internal server error; the server log has the details", "internal_error"
+    detail = "internal server error; the server log has the details"
+    return _page(request, 500, detail, "internal_error") or error_response(
+        500, detail, "internal_error"
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, error_page: PageRenderer | None = None) -> None:
+    """The API's JSON errors; `error_page` renders those of the dashboard's pages."""
+    app.state.error_page = error_page
     app.add_exception_handler(ZergError, _on_zerg_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -19,17 +19,16 @@ import logging
 import re
 from contextlib import suppress
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from zerg.api.auth import actor_of
+from zerg.api.auth import actor_of, check_origin
 from zerg.api.errors import response_for
 from zerg.db import Database
-from zerg.errors import Forbidden, NotFound, ZergError
+from zerg.errors import NotFound, ZergError
 from zerg.events import AGENTS_TOPIC, Dropped, Event, EventBus
 from zerg.models import Agent, Run, Thread
 from zerg.schemas.common import MAX_ID
@@ -52,37 +51,12 @@ _TOPIC = re.compile(r"^(agent|thread|run):([1-9][0-9]{0,9})$")
 async def hub(websocket: WebSocket) -> None:
     try:
         actor = actor_of(websocket)
-        _check_origin(websocket)
+        check_origin(websocket)
     except ZergError as error:
         await websocket.send_denial_response(response_for(error))
         return
     await websocket.accept()
     await _Client(websocket, actor).serve()
-
-
-def _check_origin(websocket: WebSocket) -> None:
-    """A browser names the page that opened the socket in `Origin`; a page of another site
-    must not read this Zerg's events (WebSockets are not bound by the same-origin policy)."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return  # not a browser
-    host = websocket.headers.get("host", "")
-    parts = urlsplit(origin)
-    if parts.scheme in ("http", "https") and _netloc(parts.scheme, parts.netloc) == _netloc(
-        parts.scheme, host
-    ):
-        return
-    raise Forbidden(
-        f"a page at {origin[:100]!r} may not open this Zerg's event stream; open the dashboard "
-        "from this server's own address",
-        code="origin_not_allowed",
-    )
-
-
-def _netloc(scheme: str, netloc: str) -> str:
-    netloc = netloc.lower()
-    default = ":443" if scheme == "https" else ":80"
-    return netloc.removesuffix(default)
 
 
 class _Client:

@@ -72,7 +72,8 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Apply migrations, then serve the API, docs (/docs) and health check (/health)."""
+    """Apply migrations, then serve the dashboard (/), the API (/api), its docs (/docs) and
+    the health check (/health)."""
     settings = load_settings(
         host=host, port=port, execute_runs=execute, insecure_no_auth=insecure_no_auth or None
     )
@@ -82,6 +83,7 @@ def serve(
     url = migrate_or_fail(settings)
     _check_open_bind(settings)
     logger.info("database ready at %s", url)
+    logger.info("dashboard at http://%s:%s/", _display_host(settings.host), settings.port)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -90,3 +92,7 @@ def serve(
         log_config=_uvicorn_log_config(),
         **server_options(settings),
     )
+
+
+def _display_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -7,6 +7,7 @@ from zerg.models.agents import Agent, agents_table
 from zerg.models.base import Base
 from zerg.models.events import EventRow, events_table
 from zerg.models.instance import Instance
+from zerg.models.login_sessions import LoginSession
 from zerg.models.runs import Run, runs_table
 from zerg.models.threads import Message, Thread, messages_table, threads_table
 from zerg.models.triggers import Trigger
@@ -19,6 +20,7 @@ __all__ = [
     "Base",
     "EventRow",
     "Instance",
+    "LoginSession",
     "Message",
     "Run",
     "Thread",

@@ -1,5 +1,6 @@
 """Agents: create, read, update, delete, each as an actor who sees only the agents they may."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +49,7 @@ def _check_model_config(model: str, config: dict[str, Any], settings: Settings) 
         )
 
 
-def _check_schedule(schedule: str, timezone: str, settings: Settings) -> None:
+def check_schedule(schedule: str, timezone: str, settings: Settings) -> None:
     """Refuse a schedule that never fires, or fires more often than the server allows."""
     try:
         gap = shortest_gap(schedule, timezone, clock.now())
@@ -70,7 +71,7 @@ def create_agent(data: AgentCreate, *, actor: Actor, session: Session, settings:
     """A new agent, owned by the actor."""
     _check_model_config(data.model, data.config, settings)
     if data.schedule is not None:
-        _check_schedule(data.schedule, data.timezone, settings)
+        check_schedule(data.schedule, data.timezone, settings)
     agent = Agent(**data.model_dump(), owner_id=owner_of_new(actor))
     _refresh_next_run(agent)
     _ensure_notify_secret(agent)
@@ -101,6 +102,15 @@ def list_agents(
     return paginate(session, stmt, Agent.id, limit=limit, after=after)
 
 
+def agent_names(agent_ids: Iterable[int], *, actor: Actor, session: Session) -> dict[int, str]:
+    """The names of those agents the actor may see, by id (for lists of their runs and threads)."""
+    ids = set(agent_ids)
+    if not ids:
+        return {}
+    rows = session.execute(select(Agent.id, Agent.name).where(owns(actor), Agent.id.in_(ids)))
+    return {agent_id: name for agent_id, name in rows}
+
+
 def update_agent(
     agent_id: int, data: AgentUpdate, *, actor: Actor, session: Session, settings: Settings
 ) -> Agent:
@@ -115,7 +125,7 @@ def update_agent(
     if schedule is not None and (
         changes.keys() & {"schedule", "timezone"} or changes.get("run_on_schedule") is True
     ):
-        _check_schedule(schedule, changes.get("timezone", agent.timezone), settings)
+        check_schedule(schedule, changes.get("timezone", agent.timezone), settings)
     for field, value in changes.items():
         setattr(agent, field, value)
     if changes.keys() & {"schedule", "timezone", "run_on_schedule"}:

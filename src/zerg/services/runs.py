@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -53,6 +53,25 @@ def list_runs(
     if until is not None:
         stmt = stmt.where(Run.queued_at < until)
     return paginate(session, stmt, Run.id, limit=limit, after=after, descending=True)
+
+
+def latest_runs(
+    agent_ids: list[int], *, session: Session, open_only: bool = False
+) -> dict[int, Run]:
+    """Each agent's newest run (`open_only`: newest queued or running one), by agent id; the
+    caller passes agents the actor may see."""
+    newest = select(func.max(Run.id)).where(Run.agent_id.in_(agent_ids)).group_by(Run.agent_id)
+    if open_only:
+        newest = newest.where(Run.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)))
+    runs = session.scalars(select(Run).where(Run.id.in_(newest.scalar_subquery())))
+    return {run.agent_id: run for run in runs}
+
+
+def runs_of_thread(thread_id: int, *, limit: int, session: Session) -> list[Run]:
+    """A thread's latest `limit` runs (a chat has one per turn), oldest first; the caller
+    checked that the actor may see the thread."""
+    stmt = select(Run).where(Run.thread_id == thread_id).order_by(Run.id.desc()).limit(limit)
+    return list(reversed(session.scalars(stmt).all()))
 
 
 FINAL_STATUSES = frozenset(

@@ -1,0 +1,1 @@
+"""The dashboard: server-rendered pages at `/`, their forms, and their static assets."""
