@@ -33,6 +33,8 @@ PAGE_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+    # A page may show a secret once, and none should outlive a sign-out in a shared cache.
+    "Cache-Control": "no-store",
 }
 
 

@@ -116,7 +116,8 @@
       let html = null;
       try {
         const response = await fetch(`/agents-table${location.search}`, { credentials: "same-origin" });
-        if (response.ok) html = await response.text();
+        // A redirect is the sign-in page (the session ended): keep the rows as they are.
+        if (response.ok && !response.redirected) html = await response.text();
       } finally {
         const missed = waiting;
         waiting = null;
