@@ -43,6 +43,12 @@ class TooMany(ZergError):
     code = "rate_limited"
 
 
+class BudgetExceeded(TooMany):
+    """An agent's token or cost budget is used up: a trigger is refused, a run stops."""
+
+    code = "budget_exceeded"
+
+
 class MisdirectedRequest(ZergError):
     """The request named a host this server does not serve."""
 

@@ -5,8 +5,10 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from zerg.net import is_loopback_host
 
 
 def _default_data_dir() -> Path:
@@ -70,6 +72,12 @@ class Settings(BaseSettings):
         "notifications may reach although they are not public (e.g. 10.1.2.0/24 for an "
         "internal service). Everything else non-public stays refused.",
     )
+    mcp_stdio: Literal["admins", "all", "off"] = Field(
+        default="admins",
+        description="Who may give agents stdio MCP servers, commands that run on this server's "
+        "machine: `admins` (and the local owner of a Zerg without users), `all` users, or "
+        "`off` (nobody; runs of agents that have one fail).",
+    )
     scheduler_interval_s: float = Field(
         default=1.0,
         gt=0,
@@ -77,6 +85,33 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of every Zerg logger."
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="How log lines look on stderr: `json` (one JSON object per line), `text` "
+        "(for people), or `auto`: text on a terminal, JSON lines otherwise.",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve GET /metrics without authentication in auth mode (for a scraper "
+        "on a trusted network); otherwise it needs an admin's token or ZERG_METRICS_TOKEN.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="A bearer token that reads GET /metrics only (for a Prometheus scraper), "
+        "on `zerg serve` and on a `zerg worker`'s metrics port.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port on which `zerg worker` serves its own GET /metrics (event-loop lag, "
+        "schedule fires); unset: none. `zerg serve` serves /metrics on its own port.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface a `zerg worker`'s metrics port listens on; another than "
+        "loopback needs ZERG_METRICS_TOKEN or ZERG_METRICS_PUBLIC.",
     )
     sqlite_busy_timeout_ms: int = Field(
         default=5000,
@@ -160,6 +195,11 @@ class Settings(BaseSettings):
         "no engine workflow will move, and starts or ends them.",
     )
 
+    local_models_dir: Path | None = Field(
+        default=None,
+        description="Directory of the GGUF files `local:NAME` models name (NAME.gguf). Unset: "
+        "the folder models in data_dir.",
+    )
     openai_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("OPENAI_API_KEY", "ZERG_OPENAI_API_KEY"),
@@ -196,6 +236,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"{url!r} is not an absolute http:// or https:// URL")
         return value
 
+    @field_validator("metrics_host")
+    @classmethod
+    def _check_metrics_host(cls, value: str, info: ValidationInfo) -> str:
+        fields = info.data
+        guarded = fields.get("metrics_token") is not None or fields.get("metrics_public")
+        if fields.get("metrics_port") is not None and not guarded and not is_loopback_host(value):
+            raise ValueError(
+                f"{value} would serve a worker's metrics to the network without "
+                "authentication: set ZERG_METRICS_TOKEN (scrapers send it as a Bearer token), "
+                "or ZERG_METRICS_PUBLIC=true on a trusted network"
+            )
+        return value
+
     @property
     def allowed_model_base_urls(self) -> tuple[str, ...]:
         return tuple(u.strip() for u in self.model_base_urls.split(",") if u.strip())
@@ -210,6 +263,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'zerg.db'}"
+
+    @property
+    def resolved_local_models_dir(self) -> Path:
+        return self.local_models_dir or self.data_dir / "models"
 
     @property
     def resolved_server_url(self) -> str:

@@ -31,6 +31,10 @@ FULL_AGENT: dict[str, Any] = {
     "timeout_s": 120,
     "notify_url": "https://hooks.example.com/zerg",
     "config": {"temperature": 0.2, "base_url": LOCAL_MODEL_URL, "tags": ["a", "b"]},
+    "max_run_tokens": 20_000,
+    "max_run_cost_usd": 0.25,
+    "max_day_tokens": 500_000,
+    "max_day_cost_usd": 5.0,
 }
 
 
@@ -88,6 +92,10 @@ def test_create_fills_in_defaults(client: httpx.Client, clock: FrozenClock) -> N
         "notify_url": None,
         **READ_ONLY_STATE,
         "config": {},
+        "max_run_tokens": None,
+        "max_run_cost_usd": None,
+        "max_day_tokens": None,
+        "max_day_cost_usd": None,
         "created_at": T0_JSON,
         "updated_at": T0_JSON,
     }

@@ -1,6 +1,7 @@
 """Per-agent concurrency, cancel and timeouts: runs never overlap and never get stuck."""
 
 import asyncio
+import importlib
 import itertools
 import time
 from typing import Any
@@ -155,6 +156,9 @@ def test_cancel_a_queued_run_never_starts_it(
 def test_timeout_ends_the_run_timed_out_and_says_the_limit(
     client: httpx.Client, openai_server: FakeOpenAI
 ) -> None:
+    # The server runs in this process: load the OpenAI client now, so that the 1 s the run has
+    # is not spent loading it (Zerg loads a provider's SDK on its first call).
+    importlib.import_module("langchain_openai")
     openai_server.enqueue(Hang())
     agent = hanging_agent(client, openai_server, timeout_s=1)
 

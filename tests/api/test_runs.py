@@ -11,6 +11,7 @@ NOON = datetime(2026, 5, 6, 12, 0, tzinfo=UTC)
 RUN_FIELDS = {
     "id", "agent_id", "thread_id", "trigger", "status", "queued_at", "started_at", "finished_at",
     "duration_ms", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "error",
+    "error_code",
 }  # fmt: skip
 
 
@@ -38,6 +39,7 @@ def test_get_returns_every_field(client: httpx.Client, rows: Rows) -> None:
         total_tokens=120,
         cost_usd=0.0042,
         error="model timed out",
+        error_code="budget_exceeded",
         idempotency_key="api:abc",
     )
 
@@ -59,6 +61,7 @@ def test_get_returns_every_field(client: httpx.Client, rows: Rows) -> None:
         "total_tokens": 120,
         "cost_usd": 0.0042,
         "error": "model timed out",
+        "error_code": "budget_exceeded",
     }
 
 

@@ -89,7 +89,7 @@ def _seed(url: str) -> None:
     """One object of each kind, each with id 1: the first value the generators try.
 
     The operations run one after another in each phase, the agents' first, and deleting an
-    agent deletes its threads: the thread belongs to agent 3, past the ids 1 and 2 that the
+    agent deletes its threads: the thread belongs to agent 4, past the ids 1 to 3 that the
     coverage phase tries, so that it is still there for the thread operations. No generator
     guesses a trigger's random public id: the deliveries are reached by the stateful phase,
     through the link from a created trigger's `public_id`.
@@ -100,7 +100,8 @@ def _seed(url: str) -> None:
             (http.post("/api/agents", json={**agent, "concurrency": "queue"}), 1),
             (http.post("/api/agents", json=agent), 2),
             (http.post("/api/agents", json=agent), 3),
-            (http.post("/api/threads", json={"agent_id": 3}), 1),
+            (http.post("/api/agents", json=agent), 4),
+            (http.post("/api/threads", json={"agent_id": 4}), 1),
             (http.post("/api/agents/1/task"), 1),
             (http.post("/api/agents/1/triggers", json={}), 1),
         ]

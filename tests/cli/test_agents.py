@@ -51,6 +51,10 @@ def test_create_json_takes_every_option(api_cli: Cli) -> None:
         "--timezone", "Europe/Paris",
         "--concurrency", "queue",
         "--timeout", "120",
+        "--max-run-tokens", "5000",
+        "--max-run-cost", "0.05",
+        "--max-day-tokens", "100000",
+        "--max-day-cost", "2.5",
         "--json",
     )  # fmt: skip
 
@@ -80,6 +84,10 @@ def test_create_json_takes_every_option(api_cli: Cli) -> None:
         "last_error": None,
         "notify_url": None,
         "config": {},
+        "max_run_tokens": 5000,
+        "max_run_cost_usd": 0.05,
+        "max_day_tokens": 100000,
+        "max_day_cost_usd": 2.5,
         "created_at": "",
         "updated_at": "",
     }

@@ -1,5 +1,6 @@
 """`zerg serve`: bad settings fail before serving; a real process serves the API on SQLite."""
 
+import json
 import logging
 import os
 import shutil
@@ -157,8 +158,12 @@ def test_serve_creates_the_database_and_serves_the_api(
     assert "database ready at sqlite:///" in logs
     assert "Application shutdown complete" in logs
     assert "Traceback" not in logs
-    # Logs, access lines included, go to stderr: stdout is for data only.
-    assert '"GET /health HTTP/1.1" 200' in logs
+    # Logs, access lines included, go to stderr (JSON lines, as it is no terminal): stdout is
+    # for data only.
+    lines = [json.loads(line) for line in logs.splitlines()]
+    assert {"path": "/health", "status": 200} in [
+        {"path": line.get("path"), "status": line.get("status")} for line in lines
+    ]
     assert zerg_serve.stdout.read_text() == ""
 
 
@@ -169,13 +174,15 @@ def test_serve_creates_the_database_and_serves_the_api(
 @pytest.fixture
 def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """`zerg serve` in-process with uvicorn replaced: the keyword arguments of each `run`, and
-    no socket bound. The `zerg` logger it configures is put back afterwards."""
+    no socket bound. The loggers it configures (`zerg`, `dbos`, the root) are put back
+    afterwards."""
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(serve_cli.uvicorn, "run", lambda app, **options: calls.append(options))
-    logger = logging.getLogger("zerg")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
+    loggers = [logging.getLogger(name) for name in ("zerg", "dbos", None)]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     yield calls
-    logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "zerg.example.com"])
@@ -214,7 +221,9 @@ def test_serve_listens_on_loopback_without_users(
 def test_serve_listens_openly_with_insecure_no_auth_and_says_so(
     bare_cli: Cli, uvicorn_runs: list[dict[str, Any]]
 ) -> None:
-    result = bare_cli("serve", "--host", "0.0.0.0", "--port", "8123", "--insecure-no-auth")
+    result = bare_cli(
+        "serve", "--host", "0.0.0.0", "--port", "8123", "--insecure-no-auth", ZERG_LOG_FORMAT="text"
+    )
 
     assert result.exit_code == 0, (result.stderr, result.exception)
     assert [run["host"] for run in uvicorn_runs] == ["0.0.0.0"]

@@ -12,7 +12,9 @@ import httpx
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
+from zerg.agents.local import LocalModelError, local_chat_model
 from zerg.agents.scripted import SCRIPTED_MODELS, ScriptedChatModel
+from zerg.agents.tools.mcp import McpServerError
 from zerg.settings import Settings
 
 # Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM, LM Studio) ignore the key, but the
@@ -171,12 +173,18 @@ def build_chat_model(
                 + ", ".join(f"scripted:{n}" for n in SCRIPTED_MODELS)
             )
         return ScriptedChatModel(script=name)
+    if provider == "local":
+        try:
+            return local_chat_model(name, config, settings)
+        except LocalModelError as exc:
+            raise ModelConfigError(str(exc)) from None
     raise ModelConfigError(f"unknown model provider '{provider}' in '{model}'")
 
 
 def describe_model_error(exc: BaseException, model: str) -> str:
-    """One line for a failed model call: what happened and what to do about it."""
-    if isinstance(exc, ModelConfigError):
+    """One line for a failed model call (or a failed MCP server, which names itself): what
+    happened and what to do about it."""
+    if isinstance(exc, (ModelConfigError, McpServerError)):
         return str(exc)
     key_var = "ANTHROPIC_API_KEY" if model.startswith("anthropic:") else "OPENAI_API_KEY"
     if isinstance(exc, _sdk_errors("AuthenticationError")):

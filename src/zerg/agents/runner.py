@@ -6,6 +6,7 @@ the stored messages, runs only the tool calls still unanswered, and calls the mo
 thread's last message needs an answer — so no completed model or tool call is repeated.
 """
 
+import asyncio
 import contextvars
 import functools
 import logging
@@ -32,14 +33,15 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.runnables import RunnableConfig
-from langgraph.prebuilt import ToolNode
+from langchain_core.tools import BaseTool, ToolException
 from langgraph.types import StreamMode
 from sqlalchemy import Connection, bindparam, select
 
 from zerg.agents.models import build_chat_model, model_http_client
 from zerg.agents.pricing import cost_usd
 from zerg.agents.scripted import ScriptedChatModel
-from zerg.agents.tools import HttpGetPolicy, build_tools
+from zerg.agents.tools import HttpGetPolicy, McpPolicy, McpToolset, build_tools
+from zerg.agents.tools.mcp import mcp_toolset
 from zerg.db import Database
 from zerg.models import messages_table
 from zerg.schemas.threads import MessageRead, ThreadRead
@@ -96,8 +98,20 @@ def _tool_error(exc: Exception, request: ToolCallRequest) -> str:
     return f"Error: tool {request.tool_call['name']} failed: {type(exc).__name__}: {exc}"
 
 
-def _tool_node_error(exc: Exception) -> str:
-    return f"Error: {type(exc).__name__}: {exc}"
+async def _answer_tool_call(tools: dict[str, BaseTool], call: dict[str, Any]) -> ToolMessage:
+    """The tool message answering `call`: the tool's output, or its error as in the graph."""
+    name = call["name"]
+    try:
+        tool = tools.get(name)
+        if tool is None:
+            raise ToolException(f"{name} is not one of the agent's tools ({', '.join(tools)})")
+        result = await tool.ainvoke({**call, "type": "tool_call"})
+    except Exception as exc:
+        content = f"Error: tool {name} failed: {type(exc).__name__}: {exc}"
+        return ToolMessage(content=content, tool_call_id=call["id"], name=name, status="error")
+    if isinstance(result, ToolMessage):
+        return result
+    return ToolMessage(content=str(result), tool_call_id=call["id"], name=name)
 
 
 def to_langchain(message: Any) -> BaseMessage:
@@ -149,6 +163,8 @@ class _RunContext:
     """Per-run values the cached graph reads at call time."""
 
     model: BaseChatModel
+    # Runs before every model call; raising (e.g. `BudgetExceeded`) stops the run there.
+    before_model_call: Callable[[], None] | None = None
 
 
 class _RunModel(AgentMiddleware[Any, _RunContext, Any]):
@@ -161,16 +177,22 @@ class _RunModel(AgentMiddleware[Any, _RunContext, Any]):
         request: ModelRequest[_RunContext],
         handler: Callable[[ModelRequest[_RunContext]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
-        return await handler(request.override(model=request.runtime.context.model))
+        context = request.runtime.context
+        if context.before_model_call is not None:
+            context.before_model_call()
+        return await handler(request.override(model=context.model))
 
 
 @functools.lru_cache(maxsize=64)
-def _agent_graph(tool_names: tuple[str, ...], http_policy: HttpGetPolicy | None) -> Any:
-    """The ReAct graph for a set of tools; the model is supplied per run (`_RunModel`)."""
+def _agent_graph(
+    tool_names: tuple[str, ...], http_policy: HttpGetPolicy | None, mcp: McpToolset | None = None
+) -> Any:
+    """The ReAct graph for a set of tools (the built-in ones named, and the listed MCP servers'
+    tools: a new listing is a new graph); the model is supplied per run (`_RunModel`)."""
     return create_agent(
         # Never called: `_RunModel` swaps in the run's model before every call.
         ScriptedChatModel(script="echo"),
-        tools=build_tools(tool_names, http_policy=http_policy),
+        tools=build_tools(tool_names, http_policy=http_policy, mcp=mcp),
         middleware=[_RunModel(), ToolErrorMiddleware(on_error=_tool_error)],
         context_schema=_RunContext,
     )
@@ -187,10 +209,13 @@ class AgentRunner:
         http_policy: HttpGetPolicy | None = None,
         on_message: Callable[[Connection, MessageRead], Callable[[], None]] | None = None,
         on_token: Callable[[str], None] | None = None,
+        before_model_call: Callable[[], None] | None = None,
     ) -> None:
         """`on_message(connection, message)` runs in the transaction that stores each message
         (to record its event there); what it returns runs once that has committed.
-        `on_token(text)` gets the model's tokens as they come when `run_thread` streams."""
+        `on_token(text)` gets the model's tokens as they come when `run_thread` streams.
+        `before_model_call()` runs before each model call (after the messages before it are
+        stored); what it raises ends `run_thread` with no further call (a budget's stop)."""
         self.agent = agent
         self.settings = settings
         self.model_name = agent.model
@@ -199,6 +224,8 @@ class AgentRunner:
         self.http_policy = http_policy
         self.on_message = on_message
         self.on_token = on_token
+        self._mcp: McpToolset | None = None
+        self.before_model_call = before_model_call
 
     async def run_thread(
         self, db: Database, thread: ThreadRead, *, stream: bool = False
@@ -214,7 +241,7 @@ class AgentRunner:
         history = [to_langchain(m) for m in self._stored(db, thread.id)]
         pending = unanswered_tool_calls(history)
         if pending:
-            history += await self._answer_pending_tools(db, thread, history, pending, usage)
+            history += await self._answer_pending_tools(db, thread, pending, usage)
         if not self._finished(history):
             async with model_http_client(self.model_name) as http_client:
                 await self._run_graph(db, thread, history, usage, stream, http_client)
@@ -234,13 +261,13 @@ class AgentRunner:
         model = build_chat_model(
             self.model_name, self.config, self.settings, http_client=http_client
         )
-        graph = _agent_graph(self.tool_names, self.http_policy)
+        graph = _agent_graph(self.tool_names, self.http_policy, await self._mcp_tools())
         limit = self._step_limit()
         modes: list[StreamMode] = ["updates", "messages"] if stream else ["updates"]
         config: RunnableConfig = {"recursion_limit": limit * 2 + 1}
         state: Any = {"messages": history}
         mark = time.monotonic()
-        context = _RunContext(model=model)
+        context = _RunContext(model=model, before_model_call=self.before_model_call)
         async for mode, payload in graph.astream(state, config, context=context, stream_mode=modes):
             if mode == "messages":
                 self._emit_token(payload)
@@ -251,6 +278,17 @@ class AgentRunner:
                     latency_ms = (time.monotonic() - mark) * 1000
                     self._persist(db, thread, message, usage, latency_ms, node)
                 mark = time.monotonic()
+
+    async def _mcp_tools(self) -> McpToolset | None:
+        """The tools of the agent's MCP servers, listed (or found cached) once per runner;
+        raises `McpServerError` naming a server that does not start or answer."""
+        servers = self.config.get("mcp_servers")
+        if self._mcp is None and servers:
+            policy = McpPolicy(
+                http=self.http_policy or HttpGetPolicy(), stdio=self.settings.mcp_stdio != "off"
+            )
+            self._mcp = await mcp_toolset(servers, policy)
+        return self._mcp
 
     def _step_limit(self) -> int:
         """The agent's max_steps, within the server's ceiling: an agent stored before the
@@ -272,16 +310,16 @@ class AgentRunner:
         self,
         db: Database,
         thread: ThreadRead,
-        history: list[BaseMessage],
         pending: list[dict[str, Any]],
         usage: RunUsage,
     ) -> list[BaseMessage]:
-        """Resume: run only the tool calls a previous attempt left unanswered."""
-        tools = build_tools(self.tool_names, http_policy=self.http_policy)
-        node = ToolNode(tools, handle_tool_errors=_tool_node_error)
-        request = AIMessage(content="", tool_calls=pending)
-        result = await node.ainvoke({"messages": [*history, request]})
-        produced: list[BaseMessage] = list(result["messages"])
+        """Resume: run only the tool calls a previous attempt left unanswered (the tools
+        built and the MCP servers listed anew), each answered as the graph would."""
+        mcp = await self._mcp_tools()
+        tools = build_tools(self.tool_names, http_policy=self.http_policy, mcp=mcp)
+        by_name = {tool.name: tool for tool in tools}
+        answers = await asyncio.gather(*(_answer_tool_call(by_name, c) for c in pending))
+        produced: list[BaseMessage] = list(answers)
         for message in produced:
             self._persist(db, thread, message, usage, None, "tools")
         return produced

@@ -14,10 +14,21 @@ from zerg.api import ws
 from zerg.api.auth import AuthMode, current_actor
 from zerg.api.errors import install_error_handlers
 from zerg.api.limits import BodyLimit
-from zerg.api.routes import agents, health, me, run_events, runs, tasks, threads, triggers
+from zerg.api.routes import (
+    agents,
+    health,
+    me,
+    metrics,
+    run_events,
+    runs,
+    tasks,
+    threads,
+    triggers,
+)
 from zerg.db import Database
 from zerg.events.postgres import PostgresRelay
 from zerg.events.wiring import connect_bus
+from zerg.metrics import Metrics
 from zerg.scheduler.service import SchedulerService
 from zerg.services.task_runs import TaskRuns
 from zerg.settings import Settings
@@ -37,22 +48,23 @@ def create_app(settings: Settings) -> FastAPI:
         if relay is not None:
             await asyncio.to_thread(relay.start)
         scheduler: asyncio.Task[None] | None = None
+        loop_lag = asyncio.create_task(app.state.metrics.watch_loop_lag())
         try:
             await app.state.task_runs.launch()
             if app.state.task_runs.engine.mode == "embedded":  # this process executes runs
-                scheduler = asyncio.create_task(
-                    SchedulerService(
-                        app.state.database,
-                        app.state.task_runs,
-                        interval_s=settings.scheduler_interval_s,
-                    ).run()
+                interval_s = settings.scheduler_interval_s
+                service = SchedulerService(
+                    app.state.database, app.state.task_runs, interval_s=interval_s
                 )
+                app.state.metrics.watch_scheduler(service)
+                scheduler = asyncio.create_task(service.run())
             yield
         finally:
-            if scheduler is not None:
-                scheduler.cancel()
-                with suppress(asyncio.CancelledError):
-                    await scheduler
+            for task in (scheduler, loop_lag):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
             app.state.task_runs.shutdown()
             if relay is not None:
                 relay.stop()
@@ -69,6 +81,9 @@ def create_app(settings: Settings) -> FastAPI:
     # On PostgreSQL the bus spans every process on the database (API replicas and workers).
     app.state.bus, app.state.relay = connect_bus(settings, app.state.database)
     app.state.task_runs = TaskRuns(settings, app.state.database, app.state.bus)
+    app.state.metrics = Metrics()
+    # Any replica sees every process's run events: its run metrics are the deployment's.
+    app.state.metrics.watch_runs(app.state.bus, app.state.database)
     install_error_handlers(app, error_page=pages.error_page)
 
     app.state.auth_mode = AuthMode(settings, app.state.database)
@@ -80,6 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(triggers.deliveries)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # The dashboard: pages at /, its assets at /static.
     for module in (login, dashboard, agent_pages, run_pages, thread_pages, chat, stats):
         app.include_router(module.router)

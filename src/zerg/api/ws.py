@@ -56,7 +56,12 @@ async def hub(websocket: WebSocket) -> None:
         await websocket.send_denial_response(response_for(error))
         return
     await websocket.accept()
-    await _Client(websocket, actor).serve()
+    connections = websocket.app.state.metrics.websocket_connections
+    connections.inc()
+    try:
+        await _Client(websocket, actor).serve()
+    finally:
+        connections.dec()
 
 
 class _Client:

@@ -2,7 +2,7 @@
 
 import typer
 
-from zerg.cli import agents, db, login, runs, serve, tokens, users, worker
+from zerg.cli import agents, db, login, runs, serve, tokens, transfer, users, worker
 
 app = typer.Typer(
     name="zerg",
@@ -14,6 +14,8 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("login")(login.login)
 app.command("logout")(login.logout)
+app.command("export")(transfer.export_agents)
+app.command("import")(transfer.import_agents)
 app.add_typer(db.app, name="db")
 app.add_typer(agents.app, name="agents")
 app.add_typer(runs.app, name="runs")

@@ -16,6 +16,7 @@ from zerg.cli.common import (
     parse_answer,
     server_json,
 )
+from zerg.cli.progress import wait_with_progress
 from zerg.schemas.agents import AgentCreate, AgentRead
 from zerg.schemas.common import Page
 from zerg.schemas.runs import RunRead
@@ -71,6 +72,18 @@ def create_agent(
     timezone: Annotated[str, typer.Option(help="IANA time zone of the schedule.")] = "UTC",
     concurrency: Annotated[str, typer.Option(help="reject or queue.")] = "reject",
     timeout: Annotated[int, typer.Option(help="Run time limit in seconds.")] = 600,
+    max_run_tokens: Annotated[
+        int | None, typer.Option(help="Budget: tokens one run may use.")
+    ] = None,
+    max_run_cost: Annotated[
+        float | None, typer.Option(help="Budget: USD one run may cost.")
+    ] = None,
+    max_day_tokens: Annotated[
+        int | None, typer.Option(help="Budget: tokens the agent's runs may use per UTC day.")
+    ] = None,
+    max_day_cost: Annotated[
+        float | None, typer.Option(help="Budget: USD the agent's runs may cost per UTC day.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an agent, owned by you (the token's user); prints its id."""
@@ -84,6 +97,10 @@ def create_agent(
         "timezone": timezone,
         "concurrency": concurrency,
         "timeout_s": timeout,
+        "max_run_tokens": max_run_tokens,
+        "max_run_cost_usd": max_run_cost,
+        "max_day_tokens": max_day_tokens,
+        "max_day_cost_usd": max_day_cost,
     }
     # Checked here too, so a typo is reported with the option's field name before any request.
     try:
@@ -114,15 +131,27 @@ def run_agent(
     agent_id: int,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until the run has finished.")] = False,
     timeout: Annotated[float, typer.Option(help="With --wait, seconds to wait at most.")] = 300,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            help="With --wait, show the run's steps on stderr as they happen (a spinner in a "
+            "terminal, plain lines otherwise)."
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Start a task run on the running server; prints the run (and its outcome with --wait)."""
     settings = load_settings()
-    params: dict[str, str | float] = {"wait": "true", "timeout_s": timeout} if wait else {}
-    data = server_json(
-        settings, "POST", f"/api/agents/{agent_id}/task", params=params, timeout=timeout + 30
-    )
-    run = parse_answer(RunRead, data)
+    if wait and progress:
+        started = server_json(settings, "POST", f"/api/agents/{agent_id}/task")
+        run = wait_with_progress(settings, parse_answer(RunRead, started), timeout)
+        data = run.model_dump(mode="json")
+    else:
+        params: dict[str, str | float] = {"wait": "true", "timeout_s": timeout} if wait else {}
+        data = server_json(
+            settings, "POST", f"/api/agents/{agent_id}/task", params=params, timeout=timeout + 30
+        )
+        run = parse_answer(RunRead, data)
     if as_json:
         emit_json(data)
     else:

@@ -201,17 +201,17 @@ def call_server(
     path: str,
     *,
     credential: Credential | None = None,
+    about: str | None = None,
+    raise_unreachable: bool = False,
     **kwargs: Any,
 ) -> httpx.Response:
     """A request to the running server, with `credential` or else the token in force; API errors
-    become the CLI's one-line errors."""
+    become the CLI's one-line errors, starting with `about` when given (e.g. "agent 'calc'").
+    With `raise_unreachable`, a lost connection is raised (httpx.TransportError) for the caller
+    to retry."""
     url = settings.resolved_server_url
     credential = credential or token_in_force(settings)
-    if credential is not None:
-        kwargs["headers"] = {
-            **kwargs.get("headers", {}),
-            "Authorization": f"Bearer {credential.token}",
-        }
+    kwargs["headers"] = {**kwargs.get("headers", {}), **auth_headers(credential)}
     try:
         response = httpx.request(method, f"{url}{path}", **kwargs)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol):
@@ -220,16 +220,24 @@ def call_server(
             "set ZERG_SERVER_URL to one, e.g. http://127.0.0.1:8000"
         )
     except httpx.TransportError as exc:
+        if raise_unreachable:
+            raise
         fail(
             f"cannot reach Zerg at {url} ({type(exc).__name__}); start it with `zerg serve` "
             "or point ZERG_SERVER_URL at it"
         )
     if response.status_code >= 400:
-        _refused(response, url, credential)
+        _refused(response, url, credential, about)
     return response
 
 
-def _refused(response: httpx.Response, url: str, credential: Credential | None) -> NoReturn:
+def auth_headers(credential: Credential | None) -> dict[str, str]:
+    return {} if credential is None else {"Authorization": f"Bearer {credential.token}"}
+
+
+def _refused(
+    response: httpx.Response, url: str, credential: Credential | None, about: str | None = None
+) -> NoReturn:
     try:
         body = response.json()
         detail, code = str(body["detail"]), str(body["code"])
@@ -255,7 +263,8 @@ def _refused(response: httpx.Response, url: str, credential: Credential | None) 
             "(`zerg users create NAME --admin`) and use their token"
         )
     exit_code = {404: EXIT_NOT_FOUND, 422: EXIT_INVALID}.get(response.status_code, EXIT_ERROR)
-    fail(detail if code in _SAID_BY_EXIT_CODE else f"{detail} ({code})", exit_code)
+    line = detail if code in _SAID_BY_EXIT_CODE else f"{detail} ({code})"
+    fail(f"{about}: {line}" if about else line, exit_code)
 
 
 def server_json(settings: Settings, method: str, path: str, **kwargs: Any) -> Any:
@@ -268,6 +277,23 @@ def server_json(settings: Settings, method: str, path: str, **kwargs: Any) -> An
             f"{settings.resolved_server_url} answered {method} {path} with something that is "
             "not JSON: is ZERG_SERVER_URL the address of a Zerg server?"
         )
+
+
+def all_pages(settings: Settings, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+    """Every item of a paged list, following `next_cursor`."""
+    items: list[Any] = []
+    query: dict[str, Any] = {**(params or {}), "limit": 200}
+    while True:
+        page = server_json(settings, "GET", path, params=query)
+        if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+            fail(
+                f"the server's answer to GET {path} is not a page of items: is ZERG_SERVER_URL "
+                "a Zerg of the same version?"
+            )
+        items.extend(page["items"])
+        if not page.get("next_cursor"):
+            return items
+        query["after"] = page["next_cursor"]
 
 
 def parse_answer(model: type[M], data: Any) -> M:

@@ -5,12 +5,13 @@ from typing import Annotated
 import typer
 
 from zerg.cli.common import emit_json, load_settings, parse_answer, server_json
+from zerg.cli.watch import Watch, WatchOptions
 from zerg.schemas.common import Page
 from zerg.schemas.runs import RunRead, RunStatus
 from zerg.services.pagination import MAX_LIMIT
 
 app = typer.Typer(
-    help="List, show and cancel task runs, through the running server "
+    help="List, show, watch and cancel task runs, through the running server "
     "(ZERG_SERVER_URL, with ZERG_TOKEN or the token of `zerg login`).",
     no_args_is_help=True,
 )
@@ -80,3 +81,35 @@ def cancel_run(run_id: int, as_json: JsonOpt = False) -> None:
         emit_json(data)
     else:
         typer.echo(f"run {run.id}: {run.status}")
+
+
+@app.command("watch")
+def watch_runs(
+    agent: Annotated[int | None, typer.Option(help="Only this agent's runs.")] = None,
+    status: Annotated[
+        list[RunStatus] | None,
+        typer.Option(help="Only runs in this status; repeatable."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=MAX_LIMIT, help="Rows of the table (in a terminal).")
+    ] = 20,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many changes were shown.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON line per change: the hub's message.")
+    ] = False,
+) -> None:
+    """Watch runs change, live: a table in a terminal, else one line per change (JSON lines
+    with --json). Reconnects when the connection drops; Ctrl-C stops."""
+    options = WatchOptions(
+        agent=agent,
+        statuses=frozenset(status or ()),
+        limit=limit,
+        as_json=as_json,
+        count=count,
+    )
+    try:
+        Watch(load_settings(), options).run()
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None

@@ -10,7 +10,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from zerg.api.app import create_app, server_options
 from zerg.cli.common import fail, load_settings, migrate_or_fail, require_postgres, session_scope
-from zerg.logging import DeniedHandshakeFilter, configure_logging
+from zerg.logging import DeniedHandshakeFilter, configure_logging, make_handler
 from zerg.net import is_loopback_host
 from zerg.services.users import users_exist
 from zerg.settings import Settings
@@ -18,10 +18,13 @@ from zerg.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def _uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's logging with its access lines moved from stdout to stderr, beside every log."""
+def _uvicorn_log_config(log_format: str = "auto") -> dict[str, Any]:
+    """uvicorn's logging through Zerg's handler: on stderr (its access lines too, beside every
+    log), in Zerg's format, secrets redacted."""
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    config["formatters"] = {}
+    handler = {"()": make_handler, "log_format": log_format}
+    config["handlers"] = {"default": handler, "access": dict(handler)}
     config.setdefault("filters", {})["denied_handshake"] = {"()": DeniedHandshakeFilter}
     config["loggers"]["uvicorn.error"]["filters"] = ["denied_handshake"]
     return config
@@ -77,7 +80,7 @@ def serve(
     settings = load_settings(
         host=host, port=port, execute_runs=execute, insecure_no_auth=insecure_no_auth or None
     )
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if not settings.execute_runs:
         require_postgres(settings, "zerg serve --no-execute")
     url = migrate_or_fail(settings)
@@ -89,7 +92,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        log_config=_uvicorn_log_config(),
+        log_config=_uvicorn_log_config(settings.log_format),
         **server_options(settings),
     )
 

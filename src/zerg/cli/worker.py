@@ -27,7 +27,7 @@ def worker(
 ) -> None:
     """Execute queued runs (PostgreSQL only) until stopped; takes over dead workers' runs."""
     settings = load_settings(executor_id=executor_id)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     require_postgres(settings, "zerg worker")
     if settings.resolved_executor_id in ("", EMBEDDED_EXECUTOR_ID):
         fail(f"invalid --id: {settings.resolved_executor_id!r} is reserved; choose another id")

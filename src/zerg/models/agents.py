@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Table, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerg.db.types import JSONType, UTCDateTime
@@ -40,6 +40,12 @@ class Agent(Timestamped, Base):
     notify_url: Mapped[str | None] = mapped_column(String(2000))
     notify_secret: Mapped[str | None] = mapped_column(String(200))
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Budgets (None: no limit): a run stops at the next model call once it, or the agent's runs
+    # queued this UTC day, used this many tokens or dollars.
+    max_run_tokens: Mapped[int | None] = mapped_column(Integer)
+    max_run_cost_usd: Mapped[float | None] = mapped_column(Float)
+    max_day_tokens: Mapped[int | None] = mapped_column(Integer)
+    max_day_cost_usd: Mapped[float | None] = mapped_column(Float)
 
 
 agents_table = cast(Table, Agent.__table__)

@@ -28,6 +28,8 @@ class Run(Base):
         # An agent's runs in a status (is another running? how many wait?) without reading
         # the agent's whole history.
         Index("ix_runs_agent_id_status", "agent_id", "status"),
+        # An agent's usage of one day (its budget) sums only that day's runs.
+        Index("ix_runs_agent_id_queued_at", "agent_id", "queued_at"),
         Index(
             "uq_runs_open_chat_turn",
             "thread_id",
@@ -54,6 +56,8 @@ class Run(Base):
     total_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+    # A stable, machine-readable reason for some failures (`budget_exceeded`); None otherwise.
+    error_code: Mapped[str | None] = mapped_column(String(64))
     # What the trigger handed the run (a webhook's JSON payload), shown to the agent.
     input: Mapped[Any] = mapped_column(JSONType, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from zerg import clock
 from zerg.db import Database
-from zerg.errors import Conflict, TooMany, ZergError
+from zerg.errors import BudgetExceeded, Conflict, TooMany, ZergError
 from zerg.events import EventType
 from zerg.events.log import record_in_session
 from zerg.models import Agent
@@ -37,7 +37,9 @@ class SchedulerService:
         self.database = database
         self.task_runs = task_runs
         self.interval_s = interval_s
+        self.fired = 0  # fires this process claimed and triggered a run for
         self.skipped = 0  # fires not run because the agent was busy
+        self.budget_skipped = 0  # fires not run because the agent's daily budget was spent
         self.missed = 0  # stretches of fires missed while no scheduler ran (each logged)
 
     async def run(self) -> None:
@@ -150,8 +152,17 @@ class SchedulerService:
 
     async def _fire(self, agent_id: int, fire: datetime) -> str:
         key = fire_key(agent_id, fire)
+        self.fired += 1
         try:
             await self.task_runs.trigger(agent_id, trigger="schedule", idempotency_key=key)
+        except BudgetExceeded as exc:  # the fire is claimed all the same: never run later
+            self.budget_skipped += 1
+            logger.info(
+                "agent %s: skipped fire %s, budget spent: %s",
+                agent_id,
+                fire.isoformat(),
+                exc.detail,
+            )
         except (Conflict, TooMany) as exc:  # busy and rejects, or its queue is full: skipped
             self.skipped += 1
             logger.info("agent %s: skipped fire %s: %s", agent_id, fire.isoformat(), exc.detail)

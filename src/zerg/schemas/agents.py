@@ -20,10 +20,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails
 
 from zerg.agents.catalog import BUILTIN_TOOL_NAMES, MODEL_PROVIDERS
 from zerg.schemas.common import storable
+from zerg.schemas.mcp import MAX_MCP_SERVERS, parse_mcp_servers
 
 
 class AgentStatus(StrEnum):
@@ -137,6 +139,23 @@ NotifyUrl = Annotated[
 ]
 Tools = Annotated[list[str], AfterValidator(_check_tools)]
 TimeoutS = Annotated[int, Field(ge=1, le=86400)]
+# Budgets: None is no limit. The bounds keep a typo (a negative, 1e300) from passing silently.
+MAX_TOKEN_LIMIT = 1_000_000_000
+MAX_COST_LIMIT_USD = 1_000_000.0
+TokenLimit = Annotated[
+    int | None,
+    Field(ge=1, le=MAX_TOKEN_LIMIT, description="Tokens (input + output); null: no limit."),
+]
+CostLimit = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        le=MAX_COST_LIMIT_USD,
+        allow_inf_nan=False,
+        description="US dollars, from models with a known price; null: no limit.",
+    ),
+]
+BUDGET_FIELDS = ("max_run_tokens", "max_run_cost_usd", "max_day_tokens", "max_day_cost_usd")
 Instructions = Annotated[str, StringConstraints(max_length=MAX_INSTRUCTIONS_CHARS)]
 
 _NOT_A_BASE_URL = "must be an http:// or https:// URL with a host, e.g. http://localhost:11434/v1"
@@ -160,10 +179,23 @@ BaseUrl = Annotated[
 ]
 
 
+def _check_mcp_servers(value: Any) -> Any:
+    if value is not None:
+        parse_mcp_servers(value)
+    return value
+
+
+# Any, so that parse_mcp_servers words every refusal (a list instead of an object too). Left
+# out of the OpenAPI schema (AgentConfig's description names it): a schema-driven client or
+# fuzzer must not make up commands for the server to run.
+McpServers = SkipJsonSchema[Annotated[Any, AfterValidator(_check_mcp_servers)]]
+
+
 class AgentConfig(BaseModel):
     """The config keys Zerg reads, each checked; any other key is stored as given.
 
-    The whole config is at most 16 KiB as JSON and nested at most 10 levels deep.
+    The whole config is at most 16 KiB as JSON and nested at most 10 levels deep. Also read:
+    `mcp_servers`, the MCP servers whose tools the agent gets (see the README's MCP tools).
     """
 
     model_config = ConfigDict(extra="allow", strict=True)
@@ -183,6 +215,13 @@ class AgentConfig(BaseModel):
         ge=1,
         description="Model and tool calls one run may make; at most ZERG_MAX_AGENT_STEPS "
         "(200 unless the server sets it).",
+    )
+    mcp_servers: McpServers = Field(
+        default=None,
+        description=f"MCP servers whose tools the agent also gets, by name (at most "
+        f'{MAX_MCP_SERVERS}): {{"transport": "stdio", "command": ..., "args": [...], '
+        f'"env": {{...}}}} or {{"transport": "streamable_http", "url": ..., '
+        f'"headers": {{...}}}}. stdio commands run on the server: see ZERG_MCP_STDIO.',
     )
 
 
@@ -264,6 +303,10 @@ class AgentCreate(_AgentInput):
     timeout_s: TimeoutS = 600
     notify_url: NotifyUrl = None
     config: Config = Field(default_factory=dict)
+    max_run_tokens: TokenLimit = None
+    max_run_cost_usd: CostLimit = None
+    max_day_tokens: TokenLimit = None
+    max_day_cost_usd: CostLimit = None
 
 
 class AgentUpdate(_AgentInput):
@@ -282,10 +325,14 @@ class AgentUpdate(_AgentInput):
     timeout_s: TimeoutS | None = None
     notify_url: NotifyUrl = None
     config: Config | None = None
+    max_run_tokens: TokenLimit = None
+    max_run_cost_usd: CostLimit = None
+    max_day_tokens: TokenLimit = None
+    max_day_cost_usd: CostLimit = None
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> "AgentUpdate":
-        nullable = {"task_instructions", "schedule", "notify_url"}
+        nullable = {"task_instructions", "schedule", "notify_url", *BUDGET_FIELDS}
         nulls = sorted(
             name for name in self.model_fields_set - nullable if getattr(self, name) is None
         )
@@ -316,6 +363,10 @@ class AgentRead(BaseModel):
     last_error: str | None
     notify_url: str | None
     config: dict[str, Any]
+    max_run_tokens: int | None = None
+    max_run_cost_usd: float | None = None
+    max_day_tokens: int | None = None
+    max_day_cost_usd: float | None = None
     created_at: datetime
     updated_at: datetime
 

@@ -35,3 +35,5 @@ class RunRead(BaseModel):
     total_tokens: int
     cost_usd: float | None
     error: str | None
+    # Why a run failed, for machines: `budget_exceeded`; None for other outcomes.
+    error_code: str | None = None

@@ -15,6 +15,7 @@ from zerg.events.log import record_in_session
 from zerg.models import Agent
 from zerg.scheduler.cron import CronError, next_fire_time, next_fire_times, shortest_gap
 from zerg.schemas.agents import AgentCreate, AgentRead, AgentUpdate
+from zerg.services.mcp_tools import check_stdio_servers
 from zerg.services.ownership import owner_of_new, owns, visible_agent
 from zerg.services.pagination import PageResult, paginate
 from zerg.services.signing import new_whsec
@@ -70,6 +71,7 @@ def check_schedule(schedule: str, timezone: str, settings: Settings) -> None:
 def create_agent(data: AgentCreate, *, actor: Actor, session: Session, settings: Settings) -> Agent:
     """A new agent, owned by the actor."""
     _check_model_config(data.model, data.config, settings)
+    check_stdio_servers(data.config, None, actor=actor, settings=settings)
     if data.schedule is not None:
         check_schedule(data.schedule, data.timezone, settings)
     agent = Agent(**data.model_dump(), owner_id=owner_of_new(actor))
@@ -119,6 +121,8 @@ def update_agent(
     if changes.keys() & {"model", "config"}:
         model = changes.get("model", agent.model)
         _check_model_config(model, changes.get("config", agent.config or {}), settings)
+    if "config" in changes:
+        check_stdio_servers(changes["config"], agent.config, actor=actor, settings=settings)
     schedule = changes.get("schedule", agent.schedule)
     # A stored schedule is checked again when it would fire anew, not when the agent is
     # paused: pausing must work even for one stored before these checks existed.

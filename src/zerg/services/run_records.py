@@ -16,6 +16,7 @@ from zerg.models import agents_table, messages_table, runs_table, threads_table
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.schemas.threads import MessageRead
+from zerg.services.budgets import Limits, check_day
 from zerg.services.ownership import may_see
 from zerg.services.threads import ThreadService
 from zerg.services.users import Actor
@@ -23,8 +24,17 @@ from zerg.services.users import Actor
 _runs, _agents, _messages = runs_table.c, agents_table.c, messages_table.c
 _threads = threads_table.c
 
-_AGENT_FOR_RUN = select(_agents.task_instructions, _agents.concurrency, _agents.owner_id).where(
-    _agents.id == bindparam("agent_id")
+# An agent's budget (`budgets.Limits`), read with what a trigger or a run reads of it.
+_BUDGET = (
+    _agents.max_run_tokens,
+    _agents.max_run_cost_usd,
+    _agents.max_day_tokens,
+    _agents.max_day_cost_usd,
+)
+_AGENT_FOR_RUN = (
+    select(_agents.task_instructions, _agents.concurrency, _agents.owner_id)
+    .add_columns(*_BUDGET)
+    .where(_agents.id == bindparam("agent_id"))
 )
 _OWNER_OF_RUN = (
     select(_agents.owner_id)
@@ -42,7 +52,7 @@ _LOAD_JOB = (
     .add_columns(_runs.queued_at, _runs.started_at, _agents.id, _agents.model, _agents.config)
     .add_columns(_agents.tools, _agents.system_instructions, _agents.task_instructions)
     .add_columns(_agents.timeout_s, _agents.notify_url, _runs.workflow_id, _agents.owner_id)
-    .add_columns(_runs.message_id)
+    .add_columns(_runs.message_id, *_BUDGET)
     .join_from(runs_table, agents_table, _runs.agent_id == _agents.id)
     .where(_runs.id == bindparam("run_id"))
 )
@@ -98,7 +108,7 @@ _ASSISTANT_METAS = select(_messages.metadata).where(
     _messages.id > bindparam("after"),
 )
 _THREAD_FOR_CHAT = (
-    select(_threads.agent_id, _threads.thread_type, _agents.owner_id)
+    select(_threads.agent_id, _threads.thread_type, _agents.owner_id, *_BUDGET)
     .join_from(threads_table, agents_table, _threads.agent_id == _agents.id)
     .where(_threads.id == bindparam("thread_id"))
 )
@@ -131,7 +141,8 @@ def record_run(
 ) -> Recorded:
     """Step 1: check the agent can run a task, then record a queued run (the caller commits).
 
-    A known idempotency key returns the earlier run. An agent with `concurrency: queue` holds
+    A known idempotency key returns the earlier run. An agent whose daily budget is spent
+    starts nothing (`BudgetExceeded`). An agent with `concurrency: queue` holds
     at most `max_queued` waiting runs; one more is refused (`TooMany`). An `actor` may start
     runs of the agents they may see only (None: Zerg itself, acting as the agent's owner).
     """
@@ -153,6 +164,7 @@ def record_run(
                 existing.workflow_id,
                 agent.owner_id,
             )
+    check_day(db, agent_id, Limits.of(agent))
     slot = None
     if agent.concurrency == "reject":
         busy = db.execute(_RUN_IN_SLOT, {"agent_id": agent_id}).one_or_none()
@@ -207,7 +219,8 @@ def record_chat_turn(
     """Store the user's message in a chat thread and record the queued run (trigger `chat`)
     that answers it (the caller commits). One turn per thread at a time: `Conflict`
     `thread_busy` while another is queued or running (the unique index on open chat turns
-    settles a race: the caller maps its `IntegrityError` the same way)."""
+    settles a race: the caller maps its `IntegrityError` the same way). Nothing is stored
+    while the agent's daily budget is spent (`BudgetExceeded`)."""
     thread = db.execute(_THREAD_FOR_CHAT, {"thread_id": thread_id}).one_or_none()
     if thread is None or not may_see(actor, thread.owner_id):
         raise NotFound(f"thread {thread_id} does not exist")
@@ -220,6 +233,7 @@ def record_chat_turn(
     busy = db.execute(_OPEN_TURN, {"thread_id": thread_id}).first()
     if busy is not None:
         raise thread_busy(thread_id, busy.id)
+    check_day(db, thread.agent_id, Limits.of(thread))
     message = ThreadService.add_message(
         db, thread_id, role="user", content=content, processed=False
     )
@@ -267,6 +281,10 @@ class RunJob:
     workflow_id: str
     owner_id: int | None
     message_id: int | None  # a chat turn's user message
+    max_run_tokens: int | None
+    max_run_cost_usd: float | None
+    max_day_tokens: int | None
+    max_day_cost_usd: float | None
 
     @property
     def is_chat(self) -> bool:

@@ -21,14 +21,16 @@ from zerg.agents.runner import AgentRunner, run_tracing_hooks_inline
 from zerg.agents.tools import HttpGetPolicy
 from zerg.db import Database
 from zerg.engine import ENDED_STATUSES, EngineMode, RunEngine
-from zerg.errors import Conflict
+from zerg.errors import BudgetExceeded, Conflict
 from zerg.events import Event, EventBus, EventType
 from zerg.events import log as event_log
+from zerg.logging import run_context
 from zerg.models import Agent, Instance, Run
 from zerg.schemas.agents import AgentStatus
 from zerg.schemas.runs import RunRead, RunStatus, RunTrigger
 from zerg.schemas.threads import MessageRead, ThreadRead, ThreadType
 from zerg.services import notifications
+from zerg.services.budgets import Limits, check_run
 from zerg.services.run_records import (
     Recorded,
     RunJob,
@@ -337,11 +339,12 @@ class TaskRuns:
         if workflow_id is not None and workflow_id != job.workflow_id:
             logger.warning("workflow %s is not run %s's: left alone", workflow_id, run_id)
             return
-        if job.status not in FINAL_STATUSES:  # else finished already: only the notice
-            await self._execute(job)
-        if job.notify_url is not None:
-            # Also when re-entered after a crash: starting the notice twice is harmless.
-            await self.engine.notify(run_id, job.workflow_id)
+        with run_context(run_id, job.agent_id, job.trigger):  # on every log line of the run
+            if job.status not in FINAL_STATUSES:  # else finished already: only the notice
+                await self._execute(job)
+            if job.notify_url is not None:
+                # Also when re-entered after a crash: starting the notice twice is harmless.
+                await self.engine.notify(run_id, job.workflow_id)
 
     async def deliver_notification(self, run_id: int) -> None:
         """One attempt to tell the agent's notify_url that run `run_id` finished."""
@@ -360,18 +363,26 @@ class TaskRuns:
                 return
             thread, started_at = begun
             thread_id = thread.id
+            limits = Limits.of(job)
             runner = AgentRunner(
                 job,
                 settings=self.settings,
                 http_policy=self.http_policy,
-                on_message=stream.message_stored,
+                on_message=self._on_message(job, stream, limits),
                 on_token=stream.token if job.is_chat else None,
+                before_model_call=self._budget_check(job, limits),
             )
             async with asyncio.timeout(_remaining_s(started_at, job.timeout_s)):
                 await runner.run_thread(self.database, thread, stream=job.is_chat)
         except TimeoutError:
             message = f"the run exceeded the agent's time limit (timeout_s={job.timeout_s})"
             self._finish(job, started_at, thread_id, RunStatus.TIMED_OUT, message, stream)
+            return
+        except BudgetExceeded as exc:
+            logger.info("run %s stopped: %s", job.run_id, exc.detail)
+            self._finish(
+                job, started_at, thread_id, RunStatus.FAILED, exc.detail, stream, code=exc.code
+            )
             return
         except asyncio.CancelledError:
             if self._status_of(job.run_id) != RunStatus.CANCELLED:
@@ -389,6 +400,34 @@ class TaskRuns:
         finally:
             self._executing.pop(job.run_id, None)
         self._finish(job, started_at, thread_id, RunStatus.SUCCEEDED, None, stream)
+
+    def _budget_check(self, job: RunJob, limits: Limits) -> Callable[[], None] | None:
+        """The check before each model call of a budgeted agent's run (None: no budget)."""
+        if not limits.any:
+            return None
+
+        def check() -> None:
+            with self.database.transaction() as db:
+                check_run(db, job.run_id, job.agent_id, limits)
+
+        return check
+
+    @staticmethod
+    def _on_message(
+        job: RunJob, stream: "RunStream", limits: Limits
+    ) -> Callable[[Connection, MessageRead], Callable[[], None]]:
+        """Each message's event; for a budgeted agent's run also the run's usage so far, in
+        the message's transaction, so that the budget checks of every process read it."""
+        if not limits.any:
+            return stream.message_stored
+
+        def on_message(db: Connection, message: MessageRead) -> Callable[[], None]:
+            if message.role == "assistant":
+                totals = usage_of_thread(db, message.thread_id, after=job.message_id or 0)
+                update_running(db, job.run_id, totals)
+            return stream.message_stored(db, message)
+
+        return on_message
 
     async def _wait_for_cut_off_runs(self, agent_id: int, task: asyncio.Task[Any]) -> None:
         """A run starts only once the agent's cancelled runs here have let go of their calls:
@@ -571,10 +610,13 @@ class TaskRuns:
         status: RunStatus,
         error: str | None,
         stream: "RunStream | None" = None,
+        *,
+        code: str | None = None,
     ) -> None:
-        """Steps 7-8 in one transaction: the run's final status with timings and usage, and
-        the agent's status: `idle` after a success or a cancel, `error` with `last_error` after
-        a failure (a chat turn leaves the agent's status alone)."""
+        """Steps 7-8 in one transaction: the run's final status with timings and usage (and
+        `code`, the error's stable code, as `error_code`), and the agent's status: `idle`
+        after a success or a cancel, `error` with `last_error` after a failure (a chat turn
+        leaves the agent's status alone)."""
         stream = stream or RunStream(self.bus, job)
         now = clock.now()
         failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
@@ -588,6 +630,7 @@ class TaskRuns:
                 finished_at=now,
                 duration_ms=_duration_ms(started_at or job.queued_at, now),
                 error=error,
+                error_code=code,
                 **totals,
             )
             if run is not None and not job.is_chat:

@@ -25,6 +25,8 @@ from zerg.db import Database
 from zerg.engine import RunEngine
 from zerg.errors import Conflict
 from zerg.events.wiring import connect_bus
+from zerg.metrics import Metrics
+from zerg.metrics.exporter import MetricsExporter
 from zerg.models import Worker
 from zerg.scheduler.service import SchedulerService
 from zerg.services.task_runs import TaskRuns
@@ -208,14 +210,20 @@ async def run_worker(settings: Settings) -> None:
     task_runs = TaskRuns(settings, database, bus, mode="worker")
     registry = WorkerRegistry(settings, database, task_runs.engine)
     scheduler: asyncio.Task[None] | None = None
+    # The worker's own metrics (its loop's lag, its schedule fires) on ZERG_METRICS_PORT.
+    metrics = Metrics()
+    exporter = MetricsExporter(settings, metrics) if settings.metrics_port is not None else None
+    loop_lag = asyncio.create_task(metrics.watch_loop_lag())
     try:
         # Registered before DBOS starts: starting resumes the runs recorded under this id.
         await asyncio.to_thread(registry.register)
         await asyncio.to_thread(relay.start)
         await task_runs.launch()
-        scheduler = asyncio.create_task(
-            SchedulerService(database, task_runs, interval_s=settings.scheduler_interval_s).run()
-        )
+        service = SchedulerService(database, task_runs, interval_s=settings.scheduler_interval_s)
+        metrics.watch_scheduler(service)
+        scheduler = asyncio.create_task(service.run())
+        if exporter is not None:
+            logger.info("metrics at http://%s:%s/metrics", settings.metrics_host, exporter.port)
         logger.info("worker %s ready", registry.executor_id)
         while not stop.is_set():
             try:
@@ -228,10 +236,13 @@ async def run_worker(settings: Settings) -> None:
                 await asyncio.wait_for(stop.wait(), settings.heartbeat_interval_s)
         logger.info("worker %s stopping", registry.executor_id)
     finally:
-        if scheduler is not None:
-            scheduler.cancel()
-            with suppress(asyncio.CancelledError):
-                await scheduler
+        for task in (scheduler, loop_lag):
+            if task is not None:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+        if exporter is not None:
+            exporter.stop()
         task_runs.shutdown()
         await asyncio.to_thread(registry.stop)
         relay.stop()

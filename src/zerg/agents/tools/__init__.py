@@ -13,12 +13,16 @@ from langchain_core.tools import BaseTool
 from zerg.agents.tools.calculator import calculator_tool
 from zerg.agents.tools.current_time import current_time_tool
 from zerg.agents.tools.http_get import HttpGetPolicy, http_get_tool
+from zerg.agents.tools.mcp import McpPolicy, McpServerError, McpToolset
 from zerg.agents.tools.ssrf import RefusedURL
 from zerg.errors import InvalidInput
 
 __all__ = [
     "BUILTIN_TOOLS",
     "HttpGetPolicy",
+    "McpPolicy",
+    "McpServerError",
+    "McpToolset",
     "RefusedURL",
     "ToolConfig",
     "ToolFactory",
@@ -43,9 +47,13 @@ BUILTIN_TOOLS: dict[str, ToolFactory] = {
 
 
 def build_tools(
-    names: Sequence[str], *, http_policy: HttpGetPolicy | None = None
+    names: Sequence[str],
+    *,
+    http_policy: HttpGetPolicy | None = None,
+    mcp: McpToolset | None = None,
 ) -> list[BaseTool]:
-    """The tools called `names`, in order and once each; raises `InvalidInput` for unknown ones."""
+    """The tools called `names`, in order and once each, then the tools of `mcp` (the agent's
+    MCP servers); raises `InvalidInput` for unknown names."""
     if isinstance(names, str):
         raise TypeError("names must be a sequence of tool names, not one string")
     unknown = [name for name in names if name not in BUILTIN_TOOLS]
@@ -53,4 +61,5 @@ def build_tools(
         known = ", ".join(BUILTIN_TOOLS)
         raise InvalidInput(f"Unknown tool(s) {', '.join(unknown)}; built-in tools: {known}")
     config = ToolConfig(http_policy=http_policy or HttpGetPolicy())
-    return [BUILTIN_TOOLS[name](config) for name in dict.fromkeys(names)]
+    builtins = [BUILTIN_TOOLS[name](config) for name in dict.fromkeys(names)]
+    return builtins + (mcp.tools(BUILTIN_TOOLS) if mcp is not None else [])

@@ -6,8 +6,10 @@ from fastapi import APIRouter, Query, Response
 
 from zerg.api.deps import DEFAULT_PAGE_LIMIT, ActorDep, After, Limit, SessionDep, SettingsDep
 from zerg.schemas.agents import AgentCreate, AgentRead, AgentSchedule, AgentUpdate
+from zerg.schemas.budgets import AgentUsage
 from zerg.schemas.common import Id, Page
 from zerg.services import agents as service
+from zerg.services import budgets
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 OwnerId = Annotated[
@@ -63,6 +65,12 @@ def get_schedule(
         run_on_schedule=agent.run_on_schedule,
         fire_times=fires,
     )
+
+
+@router.get("/{agent_id}/usage")
+def get_usage(agent_id: Id, actor: ActorDep, session: SessionDep) -> AgentUsage:
+    """What the agent's runs used this UTC day, against its daily budget."""
+    return budgets.usage_today(agent_id, actor=actor, session=session)
 
 
 @router.get("/{agent_id}/notify-secret")

@@ -1,9 +1,10 @@
 """Webhook triggers: /api/agents/{id}/triggers, /api/triggers/{id}/... and the deliveries
 to /hooks/{public_id}."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from zerg.api.deps import (
@@ -15,7 +16,7 @@ from zerg.api.deps import (
     SessionDep,
     TaskRunsDep,
 )
-from zerg.errors import TooLarge
+from zerg.errors import BudgetExceeded, TooLarge, ZergError
 from zerg.models import Trigger
 from zerg.schemas.common import ErrorBody, Id, Page
 from zerg.schemas.runs import RunRead
@@ -27,6 +28,9 @@ router = APIRouter(tags=["triggers"])
 # outside /api so that a reverse proxy can expose deliveries alone.
 deliveries = APIRouter(tags=["triggers"])
 PublicId = Annotated[str, Path(description="The trigger's `public_id` (its `url` ends in it).")]
+DAY_BUDGET_SPENT = (
+    "the agent's daily budget is spent; deliveries start runs again after midnight UTC"
+)
 
 
 def _read(trigger: Trigger, request: Request) -> TriggerRead:
@@ -134,11 +138,25 @@ _FIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "The signature or the timestamp is wrong."},
     404: {"model": ErrorBody, "description": "No such trigger."},
     413: {"model": ErrorBody, "description": "The body is too large."},
+    429: {
+        "model": ErrorBody,
+        "description": "The agent's queue is full, or its daily budget is spent.",
+    },
     422: {
         "model": ErrorBody,
         "description": "The payload nests too deep or the delivery id is too long.",
     },
 }
+
+
+async def _count_rejections(request: Request) -> AsyncIterator[None]:
+    """A refused delivery counts in `zerg_webhook_rejections_total` under its error code (a
+    small, fixed set of reasons)."""
+    try:
+        yield
+    except ZergError as error:
+        request.app.state.metrics.webhook_rejections.labels(error.code).inc()
+        raise
 
 
 @deliveries.post(
@@ -147,6 +165,7 @@ _FIRE_RESPONSES: dict[int | str, dict[str, Any]] = {
     status_code=202,
     responses=_FIRE_RESPONSES,
     openapi_extra=_FIRE_OPENAPI,
+    dependencies=[Depends(_count_rejections)],
 )
 async def fire_trigger(
     public_id: PublicId, request: Request, database: DatabaseDep, task_runs: TaskRunsDep
@@ -164,11 +183,15 @@ async def fire_trigger(
         agent_id = trigger.agent_id
     if seen is not None:
         return JSONResponse(seen.model_dump(mode="json"), status_code=200)
-    run = await task_runs.trigger(
-        agent_id,
-        trigger="webhook",
-        idempotency_key=delivery.key,
-        input=delivery.payload,
-        delivery_hash=delivery.body_hash,
-    )
+    try:
+        run = await task_runs.trigger(
+            agent_id,
+            trigger="webhook",
+            idempotency_key=delivery.key,
+            input=delivery.payload,
+            delivery_hash=delivery.body_hash,
+        )
+    except BudgetExceeded:
+        # The sender learns that it may retry tomorrow, not what the agent spent.
+        raise BudgetExceeded(DAY_BUDGET_SPENT) from None
     return JSONResponse(run.model_dump(mode="json"), status_code=202)

@@ -16,15 +16,17 @@ from starlette.datastructures import FormData
 
 from zerg import clock
 from zerg.agents.catalog import BUILTIN_TOOL_NAMES
-from zerg.api.deps import SessionDep, SettingsDep
+from zerg.agents.local import local_models_installed
+from zerg.api.deps import DatabaseDep, SessionDep, SettingsDep
 from zerg.errors import InvalidInput
 from zerg.models import Agent, Trigger
 from zerg.scheduler.cron import next_fire_times
-from zerg.schemas.agents import AgentCreate, AgentUpdate, Schedule, Timezone
+from zerg.schemas.agents import BUDGET_FIELDS, AgentCreate, AgentUpdate, Schedule, Timezone
 from zerg.schemas.common import Id
+from zerg.schemas.mcp import McpServerRead, McpToolRead
 from zerg.schemas.triggers import TriggerCreate
 from zerg.services import agents as agents_service
-from zerg.services import webhooks
+from zerg.services import budgets, mcp_tools, webhooks
 from zerg.services.users import Actor
 from zerg.settings import Settings
 from zerg.web.forms import FORM, FieldErrors, PostedForm, domain_errors, parse, text
@@ -40,6 +42,7 @@ TIMEZONES = ("UTC", *sorted(zone for zone in available_timezones() if zone != "U
 FIELD_OF_CODE = {
     "base_url_not_allowed": "config",
     "max_steps_too_high": "config",
+    "mcp_stdio_not_allowed": "config",
     "schedule_never_fires": "schedule",
     "schedule_too_frequent": "schedule",
 }
@@ -53,12 +56,13 @@ TEXT_FIELDS = (
     "timeout_s",
 )
 # Blank means "none" for these.
-OPTIONAL_FIELDS = ("task_instructions", "schedule", "notify_url")
+OPTIONAL_FIELDS = ("task_instructions", "schedule", "notify_url", *BUDGET_FIELDS)
 EDITED_FIELDS = (*TEXT_FIELDS, *OPTIONAL_FIELDS, "tools", "run_on_schedule", "config")
 SUGGESTED_MODELS = {
     "scripted": ("scripted:demo", "scripted:echo"),
     "openai": ("openai:gpt-4o-mini", "openai:gpt-4o", "openai:gpt-4.1-mini"),
     "anthropic": ("anthropic:claude-sonnet-4-5", "anthropic:claude-haiku-4-5"),
+    "local": ("local:smollm2",),
 }
 Schema = TypeVar("Schema", AgentCreate, AgentUpdate)
 
@@ -95,6 +99,25 @@ def schedule_preview(
 ) -> ScheduleFires:
     """The next fire times of a schedule as typed; 422 with the reason when it is invalid."""
     return fire_preview(schedule, timezone, settings)
+
+
+@router.get("/agents/{agent_id}/mcp-tools")
+async def agent_mcp_tools(
+    agent_id: Id, actor: PageActor, database: DatabaseDep, settings: SettingsDep
+) -> list[McpServerRead]:
+    """The agent's MCP servers with their tools, or why a server failed (for the editor)."""
+    servers = await mcp_tools.agent_mcp_tools(
+        agent_id, actor=actor, database=database, settings=settings
+    )
+    return [
+        McpServerRead(
+            name=server.name,
+            transport=server.transport,
+            tools=[McpToolRead(name=name, description=text) for name, text in server.tools],
+            error=server.error,
+        )
+        for server in servers
+    ]
 
 
 @router.get("/agents/new", response_class=HTMLResponse)
@@ -268,6 +291,8 @@ def _models(settings: Settings) -> tuple[list[str], list[str]]:
         providers.append("openai")
     if settings.anthropic_api_key:
         providers.append("anthropic")
+    if local_models_installed():
+        providers.append("local")
     return providers, [model for name in providers for model in SUGGESTED_MODELS[name]]
 
 
@@ -324,6 +349,7 @@ def _edit_page(
         "more_triggers": triggers.next_cursor is not None,
         "secret": secret,
         "saved": request.query_params.get("saved"),
+        "usage": budgets.usage_today(agent.id, actor=actor, session=session),
     }
     shown = values or _values(agent)
     return _form_page(request, settings, shown, errors or {}, status, **context)

@@ -6,6 +6,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from zerg.api.deps import SessionDep, SettingsDep
 from zerg.schemas.agents import AgentCreate
 from zerg.services import agents as agents_service
+from zerg.services import budgets
 from zerg.services.runs import latest_runs
 from zerg.services.users import Actor
 from zerg.web.pages import render
@@ -61,4 +62,5 @@ def _agents(actor: Actor, session: SessionDep, after: str | None) -> dict[str, o
         "next_cursor": page.next_cursor,
         "last_runs": latest_runs(ids, session=session),
         "open_runs": latest_runs(ids, session=session, open_only=True),
+        "budget_spent": budgets.spent_agents(page.items, session=session),
     }

@@ -38,6 +38,9 @@
     const result = await Zerg.api("POST", `/api/agents/${agentId}/task`);
     if (!result.ok) {
       note(row, escape(result.data.detail), true);
+      if (result.data.code === "budget_exceeded") {
+        field(row, "budget").textContent = "Daily budget spent: runs start again after midnight UTC";
+      }
       return;
     }
     const run = result.data;
