@@ -1,10 +1,18 @@
-"""Distributed mode on PostgreSQL: runs/s with 1 and 2 workers, and the time another worker
-takes to finish the run of a worker killed mid-run (kill -9).
+"""Distributed mode on PostgreSQL: runs/s with 1 and 2 workers, what each part costs per run,
+and the time another worker takes to finish the run of a worker killed mid-run (kill -9).
 
-Starts its own PostgreSQL (like the tests), 2 API replicas (`zerg serve --no-execute`) and the
-workers. The job: a `scripted:demo` agent with the calculator tool — 2 model calls and 1 tool
-call per run — triggered with `?wait=true` by concurrent clients spread over both replicas.
-The recovery run uses a fake OpenAI server whose second model call hangs until the kill.
+Starts its own PostgreSQL (like the tests, with pg_stat_statements), 2 API replicas
+(`zerg serve --no-execute`) and the workers. The job: a `scripted:demo` agent with the
+calculator tool — 2 model calls and 1 tool call per run — triggered with `?wait=true` by
+concurrent clients spread over both replicas. The recovery run uses a fake OpenAI server whose
+second model call hangs until the kill.
+
+Prints the sequential trigger→finished p50/p95; runs/s with 1 and 2 workers and, in each
+phase, CPU per run of the API replicas, the workers and PostgreSQL (postmaster and backends),
+PostgreSQL commits and statements per run and the statements issued most; the CPU per run of an
+embedded `zerg serve` (SQLite) under the same load; the runs/s one core of each part carries
+and the part that limits first as workers are added; the recovery time. Also writes the report
+to `benchmarks/results/distributed-<date>.md`. Linux only (reads /proc).
 
     .venv/bin/python benchmarks/distributed.py [--clients 20] [--seconds 15]
         [--heartbeat 5] [--dead-after 20]
@@ -12,25 +20,178 @@ The recovery run uses a fake OpenAI server whose second model call hangs until t
 
 import argparse
 import asyncio
+import datetime
 import os
+import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall
-from tests.support.postgres import start_postgres
+from tests.support.postgres import PostgresServer, start_postgres
 from tests.support.processes import WorkerProcess, ZergProcess
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ("API", "worker", "PostgreSQL")
+REPLICAS = 2
+AGENT = {
+    "name": "bench",
+    "model": "scripted:demo",
+    "task_instructions": "What is 6 * 7?",
+    "tools": ["calculator"],
+}
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
+LABELS = ("1 worker", "2 workers")  # the two throughput phases
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One normalized statement's pg_stat_statements counters."""
+
+    query: str
+    calls: int
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Counters read at one moment: CPU seconds per part, and PostgreSQL's own counters."""
+
+    cpu_s: dict[str, float]
+    commits: int = 0
+    rollbacks: int = 0
+    statements: dict[int, Statement] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A measured throughput phase: the runs it finished and how the counters grew."""
+
+    runs: int
+    seconds: float
+    before: Sample
+    after: Sample
+
+    @property
+    def runs_per_s(self) -> float:
+        return self.runs / self.seconds
+
+    def per_run(self, read: Callable[[Sample], float]) -> float:
+        return (read(self.after) - read(self.before)) / self.runs
+
+    def cpu_ms_per_run(self, part: str) -> float:
+        return self.per_run(lambda sample: sample.cpu_s[part]) * 1000
+
+    def statements(self) -> list[Statement]:
+        """The statements issued during the phase, most called first."""
+        grown = []
+        for key, now in self.after.statements.items():
+            then = self.before.statements.get(key, Statement(now.query, 0, 0.0))
+            grown.append(Statement(now.query, now.calls - then.calls, now.total_ms - then.total_ms))
+        return sorted((s for s in grown if s.calls), key=lambda s: s.calls, reverse=True)
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """What the distributed deployment measured."""
+
+    latencies_ms: list[float]
+    phases: list[Phase]  # with 1, then 2 workers
+    recovery_s: float
+    postgres_version: str
+
+
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by `pids` and all their descendants: live ones from their own
+    utime+stime, exited ones (once reaped) from their parent's cutime+cstime."""
+    fields: dict[int, list[str]] = {}
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            fields[int(entry.name)] = stat
+            children[int(stat[1])].append(int(entry.name))
+
+    def ticks(pid: int) -> int:
+        stat = fields.get(pid)
+        own = sum(int(stat[i]) for i in (11, 12, 13, 14)) if stat else 0
+        return own + sum(ticks(child) for child in children[pid])
+
+    return sum(ticks(pid) for pid in pids) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_of(process: ZergProcess | WorkerProcess) -> int:
+    assert process.process is not None
+    return process.process.pid
+
+
+def postgres_counters(stats: Engine) -> tuple[int, int, dict[int, Statement]]:
+    """Commits, rollbacks and pg_stat_statements of this database (leaving out these queries)."""
+    with stats.connect() as conn:
+        commits, rollbacks = conn.execute(
+            text(
+                "SELECT xact_commit, xact_rollback FROM pg_stat_database "
+                "WHERE datname = current_database()"
+            )
+        ).one()
+        rows = conn.execute(
+            text(
+                "SELECT queryid, min(query), sum(calls), sum(total_exec_time) "
+                "FROM pg_stat_statements WHERE queryid IS NOT NULL AND dbid = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND query NOT LIKE '%pg_stat%' GROUP BY queryid"
+            )
+        ).all()
+    statements = {int(r[0]): Statement(str(r[1]), int(r[2]), float(r[3])) for r in rows}
+    return int(commits), int(rollbacks), statements
+
+
+def server_version(stats: Engine) -> str:
+    with stats.connect() as conn:
+        return str(conn.execute(text("SHOW server_version")).scalar())
+
+
+def postmaster_pid(server: PostgresServer) -> int:
+    return int((server.datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+
+
+@contextmanager
+def postgres(root: Path) -> Iterator[tuple[PostgresServer, Engine]]:
+    """A server with pg_stat_statements and a `zerg` database; yields it and a stats engine."""
+    server = start_postgres(root, settings={"shared_preload_libraries": "pg_stat_statements"})
+    try:
+        admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE zerg"))
+        admin.dispose()
+        stats = create_engine(server.url_for("zerg"), isolation_level="AUTOCOMMIT", pool_size=1)
+        with stats.connect() as conn:
+            conn.execute(text("CREATE EXTENSION pg_stat_statements"))
+        yield server, stats
+        stats.dispose()
+    finally:
+        server.stop()
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float) -> None:
@@ -41,7 +202,17 @@ def wait_until(predicate: Callable[[], Any], timeout_s: float) -> None:
         time.sleep(0.02)
 
 
-async def throughput(urls: list[str], agent_ids: list[int], seconds: float) -> float:
+def create_agents(url: str, count: int) -> list[int]:
+    return [
+        httpx.post(f"{url}/api/agents", json={**AGENT, "name": f"b{i}"}).json()["id"]
+        for i in range(count)
+    ]
+
+
+async def phase(
+    urls: list[str], agent_ids: list[int], seconds: float, sample: Callable[[], Sample]
+) -> Phase:
+    """A 2 s warm-up, then `seconds` of one client per agent, `sample()` taken around it."""
     done = 0
     deadline = 0.0
     limits = httpx.Limits(max_connections=len(agent_ids) + 5)
@@ -56,13 +227,15 @@ async def throughput(urls: list[str], agent_ids: list[int], seconds: float) -> f
                     raise SystemExit(f"run did not succeed: {response.text}")
                 done += 1
 
-        deadline = time.perf_counter() + 2  # warm-up
+        deadline = time.perf_counter() + 2
         await asyncio.gather(*(one_client(i, a) for i, a in enumerate(agent_ids)))
+        before = sample()
         done = 0
         start = time.perf_counter()
         deadline = start + seconds
         await asyncio.gather(*(one_client(i, a) for i, a in enumerate(agent_ids)))
-        return done / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        return Phase(done, elapsed, before, sample())
 
 
 def sequential_ms(url: str, agent_id: int, runs: int) -> list[float]:
@@ -114,6 +287,197 @@ def _executor_of(api: ZergProcess, run_id: int) -> str:
     return executor
 
 
+def embedded_phase(root: Path, clients: int, seconds: float) -> Phase:
+    """The same load on one embedded `zerg serve` (SQLite); its CPU is part "embedded"."""
+    env = {"ZERG_DATA_DIR": str(root / "embedded"), "ZERG_LOG_LEVEL": "info"}
+    server = ZergProcess(env, root / "embedded.log").start()
+    try:
+        agent_ids = create_agents(server.url, clients)
+        pids = [pid_of(server)]
+        return asyncio.run(
+            phase([server.url], agent_ids, seconds, lambda: Sample({"embedded": tree_cpu_s(pids)}))
+        )
+    finally:
+        server.stop()
+
+
+def cluster_sampler(
+    apis: list[ZergProcess], workers: list[WorkerProcess], postmaster: int, stats: Engine
+) -> Callable[[], Sample]:
+    def sample() -> Sample:
+        cpu = {
+            "API": tree_cpu_s([pid_of(api) for api in apis]),
+            "worker": tree_cpu_s([pid_of(worker) for worker in workers]),
+            "PostgreSQL": tree_cpu_s([postmaster]),
+        }
+        return Sample(cpu, *postgres_counters(stats))
+
+    return sample
+
+
+def run_distributed(root: Path, pg_root: Path, args: argparse.Namespace) -> Distributed:
+    # Started before the processes: the agents' config.base_url must be listed in their env.
+    model = FakeOpenAI().start()
+    try:
+        with postgres(pg_root) as (server, stats):
+            return measure_cluster(root, server, stats, model, args)
+    finally:
+        model.stop()
+
+
+def measure_cluster(
+    root: Path,
+    server: PostgresServer,
+    stats: Engine,
+    model: FakeOpenAI,
+    args: argparse.Namespace,
+) -> Distributed:
+    env = {
+        "ZERG_DATABASE_URL": server.url_for("zerg"),
+        "ZERG_DATA_DIR": str(root / "data"),
+        "ZERG_LOG_LEVEL": "info",  # workers say "ready" at info; logs go to files
+        "ZERG_HEARTBEAT_INTERVAL_S": str(args.heartbeat),
+        "ZERG_WORKER_DEAD_AFTER_S": str(args.dead_after),
+        "ZERG_MODEL_BASE_URLS": f"{model.base_url}/v1",
+    }
+    subprocess.run(
+        [str(Path(sys.executable).with_name("zerg")), "db", "upgrade"],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    apis = [
+        ZergProcess(env, root / f"api{i}.log", ["--no-execute"]) for i in range(1, REPLICAS + 1)
+    ]
+    workers = [WorkerProcess(env, root / f"w{i}.log", f"w{i}") for i in (1, 2)]
+    processes: list[ZergProcess | WorkerProcess] = [*apis]
+    try:
+        for api in apis:
+            api.spawn()
+        processes.append(workers[0].start())
+        for api in apis:
+            api.wait_ready()
+        urls = [api.url for api in apis]
+        agent_ids = create_agents(urls[0], args.clients)
+        sequential_ms(urls[0], agent_ids[0], 10)  # warm-up
+        latencies = sequential_ms(urls[1], agent_ids[0], 100)
+        postmaster = postmaster_pid(server)
+        sample = cluster_sampler(apis, workers[:1], postmaster, stats)
+        one = asyncio.run(phase(urls, agent_ids, args.seconds, sample))
+        processes.append(workers[1].start())
+        sample = cluster_sampler(apis, workers, postmaster, stats)
+        two = asyncio.run(phase(urls, agent_ids, args.seconds, sample))
+        recovered = recovery_s(apis, workers, model)
+    finally:
+        for process in processes:
+            process.stop()
+    return Distributed(latencies, [one, two], recovered, server_version(stats))
+
+
+def machine(postgres_version: str) -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), "?")
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"machine: {os.cpu_count()} cores ({model}), {mem_kb / 2**20:.0f} GiB RAM; "
+        f"Python {platform.python_version()}; PostgreSQL {postgres_version.split()[0]}"
+    )
+
+
+def cpu_lines(phases: list[Phase], embedded: Phase) -> list[str]:
+    lines = ["CPU per run, ms:    API  worker  PostgreSQL  (runs)"]
+    for label, one in zip(LABELS, phases, strict=True):
+        api, worker, pg = (one.cpu_ms_per_run(part) for part in PARTS)
+        lines.append(f"  {label:<10} {api:7.2f} {worker:7.2f} {pg:11.2f}  ({one.runs})")
+    alone = embedded.cpu_ms_per_run("embedded")
+    ratios = ", ".join(
+        f"{one.cpu_ms_per_run('worker') / alone:.2f}x ({label})"
+        for label, one in zip(LABELS, phases, strict=True)
+    )
+    return [
+        *lines,
+        f"embedded zerg serve (SQLite), same load: {embedded.runs_per_s:.0f} runs/s, "
+        f"{alone:.2f} ms CPU per run",
+        f"worker CPU per run ÷ embedded: {ratios} (target ≤ 1.2x)",
+    ]
+
+
+def postgres_lines(phases: list[Phase], top: int = 8) -> list[str]:
+    lines = []
+    for label, one in zip(LABELS, phases, strict=True):
+        statements = one.statements()
+        control = sum(s.calls for s in statements if s.query.upper() in TRANSACTION_CONTROL)
+        total = sum(s.calls for s in statements)
+        commits = one.per_run(lambda s: s.commits)
+        rollbacks = one.per_run(lambda s: s.rollbacks)
+        lines.append(
+            f"PostgreSQL per run, {label}: {commits:.1f} commits, {rollbacks:.1f} "
+            f"rollbacks, {total / one.runs:.1f} statements "
+            f"({control / one.runs:.1f} of them BEGIN/COMMIT/ROLLBACK)"
+        )
+    last = phases[-1]
+    lines.append(f"top {top} statements, {LABELS[-1]}: calls/run, mean ms, query")
+    for statement in last.statements()[:top]:
+        query = " ".join(statement.query.split())
+        lines.append(
+            f"  {statement.calls / last.runs:5.2f} {statement.total_ms / statement.calls:6.3f}"
+            f"  {query[:70]}{'…' if len(query) > 70 else ''}"
+        )
+    return lines
+
+
+def capacity_lines(last: Phase) -> list[str]:
+    per_core = {part: 1000 / last.cpu_ms_per_run(part) for part in PARTS}
+    carried = ", ".join(f"{part} {per_core[part]:.0f}" for part in PARTS)
+    lines = [
+        f"runs/s one core carries ({LABELS[-1]}): {carried} "
+        f"(target for PostgreSQL ≥ 500: {per_core['PostgreSQL']:.0f})",
+        f"ceiling with {REPLICAS} API replicas, one core per process, PostgreSQL on one core:",
+        "  workers  runs/s  limited by",
+    ]
+    for workers in (1, 2, 4, 8, 16):
+        ceilings = {
+            "worker": workers * per_core["worker"],
+            "API": REPLICAS * per_core["API"],
+            "PostgreSQL": per_core["PostgreSQL"],
+        }
+        part = min(ceilings, key=ceilings.__getitem__)
+        lines.append(f"  {workers:7d}  {ceilings[part]:6.0f}  {part}")
+    return lines
+
+
+def report(args: argparse.Namespace, result: Distributed, embedded: Phase) -> list[str]:
+    latencies = result.latencies_ms
+    one, two = result.phases
+    return [
+        machine(result.postgres_version),
+        f"job: scripted:demo, 2 model calls + 1 tool call; PostgreSQL; {REPLICAS} API replicas; "
+        f"{args.clients} clients with ?wait=true; phases of {args.seconds:g} s",
+        f"sequential trigger→finished, 1 worker (100 runs): p50 {statistics.median(latencies):.0f}"
+        f" ms, p95 {latencies[94]:.0f} ms",
+        f"1 worker:  {one.runs_per_s:.0f} runs/s",
+        f"2 workers: {two.runs_per_s:.0f} runs/s",
+        *cpu_lines(result.phases, embedded),
+        *postgres_lines(result.phases),
+        *capacity_lines(two),
+        f"recovery after kill -9 of a worker mid-run (heartbeat {args.heartbeat:g} s, "
+        f"dead after {args.dead_after:g} s): {result.recovery_s:.1f} s until the run succeeded "
+        "on the other worker",
+    ]
+
+
+def write_markdown(lines: list[str]) -> Path:
+    today = datetime.date.today().isoformat()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"distributed-{today}.md"
+    command = " ".join([".venv/bin/python", *sys.argv])
+    body = "\n".join(lines[1:])
+    path.write_text(
+        f"# Distributed mode, {today}\n\n{lines[0]}\n\n`{command}`\n\n```text\n{body}\n```\n"
+    )
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
@@ -124,86 +488,15 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="zerg-bench-"))
     pg_root = Path(tempfile.mkdtemp(prefix="zerg-bench-pg-"))
-    server = start_postgres(pg_root)
-    # Started before the processes: the agents' config.base_url must be listed in their env.
-    model = FakeOpenAI().start()
-    processes: list[ZergProcess | WorkerProcess] = []
     try:
-        subprocess.run(
-            [
-                str(server.bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(server.port),
-                "-U",
-                "zerg",
-                "zerg",
-            ],
-            check=True,
-        )
-        env = {
-            "ZERG_DATABASE_URL": server.url_for("zerg"),
-            "ZERG_DATA_DIR": str(root / "data"),
-            "ZERG_LOG_LEVEL": "info",  # workers say "ready" at info; logs go to files
-            "ZERG_HEARTBEAT_INTERVAL_S": str(args.heartbeat),
-            "ZERG_WORKER_DEAD_AFTER_S": str(args.dead_after),
-            "ZERG_MODEL_BASE_URLS": f"{model.base_url}/v1",
-        }
-        subprocess.run(
-            [str(Path(sys.executable).with_name("zerg")), "db", "upgrade"],
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-        )
-        apis = [ZergProcess(env, root / f"api{i}.log", ["--no-execute"]) for i in (1, 2)]
-        workers = [WorkerProcess(env, root / f"w{i}.log", f"w{i}") for i in (1, 2)]
-        processes.extend(apis)
-        for api in apis:
-            api.spawn()
-        processes.append(workers[0].start())
-        for api in apis:
-            api.wait_ready()
-        urls = [api.url for api in apis]
-        agent = {
-            "name": "bench",
-            "model": "scripted:demo",
-            "task_instructions": "What is 6 * 7?",
-            "tools": ["calculator"],
-        }
-        agent_ids = [
-            httpx.post(f"{urls[0]}/api/agents", json={**agent, "name": f"b{i}"}).json()["id"]
-            for i in range(args.clients)
-        ]
-        sequential_ms(urls[0], agent_ids[0], 10)  # warm-up
-        latencies = sequential_ms(urls[1], agent_ids[0], 100)
-        one = asyncio.run(throughput(urls, agent_ids, args.seconds))
-        processes.append(workers[1].start())
-        two = asyncio.run(throughput(urls, agent_ids, args.seconds))
-        recovered = recovery_s(apis, workers, model)
+        embedded = embedded_phase(root, args.clients, args.seconds)
+        result = run_distributed(root, pg_root, args)
     finally:
-        for process in processes:
-            process.stop()
-        model.stop()
-        server.stop()
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(pg_root, ignore_errors=True)
-
-    print(
-        f"job: scripted:demo, 2 model calls + 1 tool call; PostgreSQL; 2 API replicas; "
-        f"{args.clients} clients with ?wait=true; {os.cpu_count()} cores"
-    )
-    print(
-        f"sequential trigger→finished, 1 worker (100 runs): p50 {statistics.median(latencies):.0f}"
-        f" ms, p95 {latencies[94]:.0f} ms"
-    )
-    print(f"1 worker:  {one:.0f} runs/s")
-    print(f"2 workers: {two:.0f} runs/s")
-    print(
-        f"recovery after kill -9 of a worker mid-run (heartbeat {args.heartbeat:g} s, "
-        f"dead after {args.dead_after:g} s): {recovered:.1f} s until the run succeeded "
-        "on the other worker"
-    )
+    lines = report(args, result, embedded)
+    print("\n".join(lines))
+    print(f"written to {write_markdown(lines)}")
 
 
 if __name__ == "__main__":

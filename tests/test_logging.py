@@ -117,7 +117,8 @@ def test_auto_is_text_on_a_terminal_and_json_otherwise(monkeypatch: pytest.Monke
 def test_every_line_a_run_logs_carries_its_run(
     client: httpx.Client, openai_server: FakeOpenAI, json_lines: Lines
 ) -> None:
-    """The run's own lines (Zerg's), and its model client's (openai, httpx): all tagged."""
+    """The run's own lines (Zerg's), and its model client's (openai, and httpx2 under it):
+    all tagged."""
     openai_server.reply_error(500, {"error": {"message": f"bad key {TOKEN}"}})
     agent = hanging_agent(client, openai_server)
     test_thread = threading.get_ident()
@@ -134,7 +135,7 @@ def test_every_line_a_run_logs_carries_its_run(
         line for line in during if line["logger"].startswith(("zerg.services", "openai", "httpx"))
     ]
     loggers = {line["logger"] for line in run_lines}
-    assert {"zerg.services.task_runs", "openai._base_client", "httpx"} <= loggers
+    assert {"zerg.services.task_runs", "openai._base_client", "httpx2"} <= loggers
     for line in run_lines:
         assert (line.get("run_id"), line.get("agent_id"), line.get("trigger")) == (
             run["id"],

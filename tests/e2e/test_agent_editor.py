@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.api.test_webhooks import standard_headers
 from tests.e2e.conftest import Pages, Site, shoot
+from tests.support.waiting import wait_for
 from zerg.scheduler.cron import next_fire_times
 
 
@@ -205,15 +206,17 @@ def test_a_webhook_trigger_fires_its_agent_and_its_secret_is_shown_once(
     page.goto("/")
     last_run = page.locator(f"#agent-{agent['id']} [data-field=last-run]")
     expect(last_run).to_contain_text(f"#{run_id}")
-    finished = page.wait_for_function(
-        """async (id) => {
-            const runs = (await Zerg.api("GET", `/api/runs?agent_id=${id}`)).data.items;
-            return runs.length && Zerg.FINAL.has(runs[0].status) && runs;
-        }""",
-        arg=agent["id"],
-        polling=200,
-        timeout=20_000,
-    ).json_value()
+    # Read through the page's own API client (its session cookie), until the run has ended.
+    finished = wait_for(
+        lambda: page.evaluate(
+            """async (id) => {
+                const runs = (await Zerg.api("GET", `/api/runs?agent_id=${id}`)).data.items;
+                return runs.length && Zerg.FINAL.has(runs[0].status) ? runs : null;
+            }""",
+            agent["id"],
+        ),
+        "the webhook's run to end",
+    )
     assert [(r["id"], r["trigger"], r["status"]) for r in finished] == [
         (run_id, "webhook", "succeeded")
     ]

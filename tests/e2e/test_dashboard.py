@@ -106,6 +106,7 @@ def test_play_turns_the_badge_running_then_idle_on_every_open_page(
     expect(badge(alice, agent)).to_have_text("running")
     expect(row(other, agent).get_by_role("button", name="Stop Hanger")).to_be_enabled()
     shoot(alice, "agents-running")
+    wait_for(lambda: openai_server.requests, "the model call to arrive")
     openai_server.release()
     expect(badge(other, agent)).to_have_text("idle")
     expect(badge(alice, agent)).to_have_text("idle")
@@ -131,6 +132,7 @@ def test_play_on_a_busy_reject_agent_shows_the_409_next_to_the_agent(
     expect(note).to_contain_text(f"agent {agent['id']} is busy with run")
     expect(note).to_have_class(re.compile(r"\berror\b"))
     shoot(alice, "agents-409")
+    wait_for(lambda: openai_server.requests, "the model call to arrive")
     openai_server.release()
     expect(badge(alice, agent)).to_have_text("idle")
 

@@ -8,6 +8,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import Pages, Site, openai_config, shoot, sign_in
 from tests.support.openai_server import FakeOpenAI, Text, Usage
+from tests.support.waiting import wait_for
 
 
 def api(page: Page, method: str, path: str, body: object = None) -> Any:
@@ -188,6 +189,7 @@ def test_the_run_page_follows_its_run_to_the_end(
     alice.goto(f"/runs/{hanger_run}")
     expect(alice.locator("#run-status")).to_have_text("running")
     assert fact_values(alice)["Finished"] == "—"
+    wait_for(lambda: openai_server.requests, "the model call to arrive")
     openai_server.release()
 
     expect(alice.locator("#run-status")).to_have_text("succeeded")

@@ -124,6 +124,7 @@ def test_the_thread_view_follows_a_running_run_live(
     )
     messages = page.locator("ol.messages > li")
     expect(messages).to_have_count(2)
+    wait_for(lambda: openai_server.requests, "the model call to arrive")
     openai_server.release()
 
     expect(messages).to_have_count(5)

@@ -75,8 +75,9 @@ def _run_as_owner(cmd: list[str], *, check: bool = True) -> None:
     subprocess.run(cmd, check=check, capture_output=True, text=True)
 
 
-def start_postgres(root: Path) -> PostgresServer:
-    """initdb + start a cluster under `root`, tuned for tests (no fsync), on a free port."""
+def start_postgres(root: Path, *, settings: dict[str, str] | None = None) -> PostgresServer:
+    """initdb + start a cluster under `root`, tuned for tests (no fsync), on a free port;
+    `settings` adds server settings (`-c key=value`), e.g. `shared_preload_libraries`."""
     bindir = find_bindir()
     root.mkdir(parents=True, exist_ok=True)
     datadir = root / "data"
@@ -101,6 +102,7 @@ def start_postgres(root: Path) -> PostgresServer:
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
         "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
     )
+    options += "".join(f" -c {key}={value}" for key, value in (settings or {}).items())
     _run_as_owner(
         [
             str(bindir / "pg_ctl"),

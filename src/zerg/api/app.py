@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 import zerg
+from zerg import heap
+from zerg.agents.models import close_model_clients
 from zerg.api import ws
 from zerg.api.auth import AuthMode, current_actor
 from zerg.api.errors import install_error_handlers
@@ -25,6 +27,7 @@ from zerg.api.routes import (
     threads,
     triggers,
 )
+from zerg.api.turns import RequestTurns
 from zerg.db import Database
 from zerg.events.postgres import PostgresRelay
 from zerg.events.wiring import connect_bus
@@ -51,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         loop_lag = asyncio.create_task(app.state.metrics.watch_loop_lag())
         try:
             await app.state.task_runs.launch()
+            heap.settle()
             if app.state.task_runs.engine.mode == "embedded":  # this process executes runs
                 interval_s = settings.scheduler_interval_s
                 service = SchedulerService(
@@ -66,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
                     with suppress(asyncio.CancelledError):
                         await task
             app.state.task_runs.shutdown()
+            await close_model_clients()
             if relay is not None:
                 relay.stop()
             app.state.database.dispose()
@@ -104,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     hook = app.url_path_for("fire_trigger", public_id="{public_id}")
     deliveries = _path_pattern(hook, "{public_id}")
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, exempt=[deliveries])
+    app.add_middleware(RequestTurns)
     _add_links(app)
     return app
 

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 
-from zerg import clock
+from zerg import clock, heap
 from zerg.agents.models import describe_model_error
-from zerg.agents.runner import AgentRunner, run_tracing_hooks_inline
 from zerg.agents.tools import HttpGetPolicy
+from zerg.agents.turns import Priority, turn, waiting
 from zerg.db import Database
 from zerg.engine import ENDED_STATUSES, EngineMode, RunEngine
 from zerg.errors import BudgetExceeded, Conflict
@@ -109,7 +109,6 @@ class TaskRuns:
         self._executing: dict[int, tuple[int, asyncio.Task[Any]]] = {}
         self._background: list[asyncio.Task[None]] = []
         bus.add_listener(self._interrupt_if_cancelled)
-        run_tracing_hooks_inline()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -297,6 +296,10 @@ class TaskRuns:
 
     async def wait(self, run_id: int, timeout_s: float) -> RunRead:
         """The run once it has finished, or as it stands after `timeout_s`."""
+        async with waiting():  # a request waiting for a run leaves its turn to the runs
+            return await self._wait(run_id, timeout_s)
+
+    async def _wait(self, run_id: int, timeout_s: float) -> RunRead:
         subscription = self.bus.subscribe(
             [f"run:{run_id}"],
             accept=lambda e: e.type == EventType.RUN_UPDATED and e.data["status"] in FINAL_STATUSES,
@@ -332,19 +335,20 @@ class TaskRuns:
         `workflow_id` is the engine workflow calling: the run executes only under the one
         stored on it (a workflow left from a deleted run or a reset database does nothing).
         """
-        with self.database.transaction() as db:
-            job = load_job(db, run_id)
-        if job is None:
-            return  # deleted with its agent
-        if workflow_id is not None and workflow_id != job.workflow_id:
-            logger.warning("workflow %s is not run %s's: left alone", workflow_id, run_id)
-            return
-        with run_context(run_id, job.agent_id, job.trigger):  # on every log line of the run
-            if job.status not in FINAL_STATUSES:  # else finished already: only the notice
-                await self._execute(job)
-            if job.notify_url is not None:
-                # Also when re-entered after a crash: starting the notice twice is harmless.
-                await self.engine.notify(run_id, job.workflow_id)
+        async with turn(Priority.RUN):  # the run's own work takes turns on the event loop
+            with self.database.transaction() as db:
+                job = load_job(db, run_id)
+            if job is None:
+                return  # deleted with its agent
+            if workflow_id is not None and workflow_id != job.workflow_id:
+                logger.warning("workflow %s is not run %s's: left alone", workflow_id, run_id)
+                return
+            with run_context(run_id, job.agent_id, job.trigger):  # on every log line of the run
+                if job.status not in FINAL_STATUSES:  # else finished already: only the notice
+                    await self._execute(job)
+                if job.notify_url is not None:
+                    # Also when re-entered after a crash: starting the notice twice is harmless.
+                    await self.engine.notify(run_id, job.workflow_id)
 
     async def deliver_notification(self, run_id: int) -> None:
         """One attempt to tell the agent's notify_url that run `run_id` finished."""
@@ -353,8 +357,15 @@ class TaskRuns:
     async def _execute(self, job: RunJob) -> None:
         task = asyncio.current_task()
         assert task is not None
-        await self._wait_for_cut_off_runs(job.agent_id, task)
+        async with waiting():  # the cut-off runs need turns to let go
+            await self._wait_for_cut_off_runs(job.agent_id, task)
         self._executing[job.run_id] = (job.agent_id, task)
+        try:
+            await self._execute_registered(job, task)
+        finally:
+            self._executing.pop(job.run_id, None)
+
+    async def _execute_registered(self, job: RunJob, task: asyncio.Task[Any]) -> None:
         started_at, thread_id = job.started_at, job.thread_id
         stream = RunStream(self.bus, job)
         try:
@@ -364,6 +375,11 @@ class TaskRuns:
             thread, started_at = begun
             thread_id = thread.id
             limits = Limits.of(job)
+            if not heap.loaded("agent loop"):
+                async with waiting():  # the first run of the process loads the agent loop
+                    await heap.load_once("agent loop", _load_agent_loop)
+            from zerg.agents.runner import AgentRunner
+
             runner = AgentRunner(
                 job,
                 settings=self.settings,
@@ -397,8 +413,6 @@ class TaskRuns:
             logger.warning("run %s failed: %s", job.run_id, message, exc_info=exc)
             self._finish(job, started_at, thread_id, RunStatus.FAILED, message, stream)
             return
-        finally:
-            self._executing.pop(job.run_id, None)
         self._finish(job, started_at, thread_id, RunStatus.SUCCEEDED, None, stream)
 
     def _budget_check(self, job: RunJob, limits: Limits) -> Callable[[], None] | None:
@@ -788,3 +802,10 @@ def _remaining_s(started_at: datetime | None, timeout_s: int) -> float:
 
 def _duration_ms(started: datetime, now: datetime) -> int:
     return max(0, int((now - started).total_seconds() * 1000))
+
+
+def _load_agent_loop() -> None:
+    """Import the agent loop (LangChain, LangGraph: a second or more) and set it up."""
+    from zerg.agents.runner import run_tracing_hooks_inline
+
+    run_tracing_hooks_inline()

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from zerg import clock
+from zerg import clock, heap
+from zerg.agents.models import close_model_clients
 from zerg.db import Database
 from zerg.engine import RunEngine
 from zerg.errors import Conflict
@@ -219,6 +220,7 @@ async def run_worker(settings: Settings) -> None:
         await asyncio.to_thread(registry.register)
         await asyncio.to_thread(relay.start)
         await task_runs.launch()
+        heap.settle()
         service = SchedulerService(database, task_runs, interval_s=settings.scheduler_interval_s)
         metrics.watch_scheduler(service)
         scheduler = asyncio.create_task(service.run())
@@ -244,6 +246,7 @@ async def run_worker(settings: Settings) -> None:
         if exporter is not None:
             exporter.stop()
         task_runs.shutdown()
+        await close_model_clients()
         await asyncio.to_thread(registry.stop)
         relay.stop()
         database.dispose()

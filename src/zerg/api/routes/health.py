@@ -13,8 +13,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health(database: DatabaseDep) -> JSONResponse:
-    """Report whether the server and its database answer; 503 when the database does not."""
+async def health(database: DatabaseDep) -> JSONResponse:
+    """Report whether the server and its database answer; 503 when the database does not.
+
+    Answered on the event loop, not on a worker thread: so it also says the loop serves, and
+    stays quick while the loop is busy (a thread would wait for the interpreter's lock behind
+    the loop's work, several times per request)."""
     try:
         database.ping()
     except SQLAlchemyError as exc:

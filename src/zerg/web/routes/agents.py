@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from zerg import clock
-from zerg.agents.catalog import BUILTIN_TOOL_NAMES
-from zerg.agents.local import local_models_installed
+from zerg.agents.catalog import BUILTIN_TOOL_NAMES, local_models_installed
 from zerg.api.deps import DatabaseDep, SessionDep, SettingsDep
 from zerg.errors import InvalidInput
 from zerg.models import Agent, Trigger

@@ -1,0 +1,162 @@
+"""Turns on the event loop: requests that change something first, the runs' own work second.
+
+One event loop serves the API and executes every run. A run's work between two waits (storing
+its messages, the agent loop's steps, building the next model request) is CPU on that loop, and
+asyncio serves whatever is ready in turn: with a thousand runs ready at once, a request waits
+behind all of them, and a burst of triggers is answered only as fast as the runs it started let
+it. So that work is done in turns, a few at a time:
+
+- a request that changes something (a trigger, a chat message, a form) takes a turn before it
+  is handled, ahead of any run waiting for one, and gives it up once its answer starts or while
+  it waits (`?wait=true` waits for the run without a turn);
+- a run holds a turn while it works and gives it up while it waits for a model or a tool.
+
+Whoever waits for a turn takes no time on the loop, reads (health checks, pages, streams) never
+wait for one, and no work is slowed down (the loop only ever does one thing at a time anyway):
+a request waits for at most a few steps, not for every run's, and runs go out to their models
+at the pace the loop can serve them.
+"""
+
+import asyncio
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from enum import IntEnum
+
+# Turns on one loop. More than one, so a step that waits a moment (a thread, a database round
+# trip) leaves the loop to another, not idle.
+TURNS_PER_LOOP = 2
+
+
+class Priority(IntEnum):
+    REQUEST = 0
+    RUN = 1
+
+
+class _Turns:
+    """A loop's turns: a semaphore that serves waiting requests before waiting runs."""
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    async def acquire(self, priority: Priority) -> None:
+        if self.free > 0 and not any(self.waiting[: priority + 1]):
+            self.free -= 1
+            return
+        granted = asyncio.get_running_loop().create_future()
+        self.waiting[priority].append(granted)
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self.release()  # handed a turn just as the wait was cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        for queue in self.waiting:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the turn passes straight to the waiter
+                    return
+        self.free += 1
+
+
+_loops: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns]" = weakref.WeakKeyDictionary()
+
+
+class _Turn:
+    """One task's claim on a turn: held while it works, given up while it waits."""
+
+    def __init__(self, priority: Priority) -> None:
+        loop = asyncio.get_running_loop()
+        turns = _loops.get(loop)
+        if turns is None:
+            turns = _loops[loop] = _Turns(TURNS_PER_LOOP)
+        self.turns = turns
+        self.priority = priority
+        self.held = False
+        self.waits = 0  # waits under way: a step's tool calls may run side by side
+        self.task = asyncio.current_task()
+        self.loop = loop
+        self.ended = False  # its `turn()` is over: a task it started must not take it back
+
+    async def take(self) -> None:
+        await self.turns.acquire(self.priority)
+        if self.ended:  # its `turn()` ended while this waited (a task it started took it back)
+            self.turns.release()
+            return
+        self.held = True
+
+    def applies(self) -> bool:
+        """Whether the running task may use this claim: a task started from a turn inherits
+        the claim with the context, also when it runs on another loop or outlives the turn."""
+        return not self.ended and self.loop is asyncio.get_running_loop()
+
+    def give_up(self) -> None:
+        if self.held:
+            self.held = False
+            self.turns.release()
+
+
+_current: ContextVar[_Turn | None] = ContextVar("zerg_loop_turn", default=None)
+
+
+@asynccontextmanager
+async def turn(priority: Priority) -> AsyncIterator[None]:
+    """Hold a turn on the running loop for the body, except inside `waiting()`. Nested in
+    another turn of the same task, it does nothing (a task started from a turn, such as a run's
+    workflow started by a trigger, inherits the context, not the turn)."""
+    current = _current.get()
+    if current is not None and current.task is asyncio.current_task():
+        yield
+        return
+    claim = _Turn(priority)
+    await claim.take()
+    token = _current.set(claim)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+        claim.ended = True
+        claim.give_up()
+
+
+def give_up_turn() -> None:
+    """Give the current turn up for good (a request whose answer has started)."""
+    claim = _current.get()
+    if claim is not None and claim.applies() and claim.waits == 0:
+        claim.give_up()
+
+
+@asynccontextmanager
+async def waiting() -> AsyncIterator[None]:
+    """Give the turn up for the body (a model call, a tool, another run), and take it back
+    after. Without a turn it does nothing."""
+    claim = _current.get()
+    if claim is None or not claim.applies() or (claim.waits == 0 and not claim.held):
+        yield
+        return
+    if claim.waits == 0:
+        claim.give_up()
+    claim.waits += 1
+    try:
+        yield
+    finally:
+        claim.waits -= 1
+        if claim.waits == 0 and not claim.held and not claim.ended:
+            await claim.take()
+
+
+async def answer_arrived(streaming: bool) -> None:
+    """Take the turn back as soon as a model's answer has arrived, before it is read and
+    parsed (that is the run's work again), unless it streams (a streamed answer keeps arriving
+    for a while). Called by the model clients' response hook."""
+    claim = _current.get()
+    if claim is None or not claim.applies() or streaming:
+        return
+    if claim.waits == 1 and not claim.held:
+        await claim.take()
