@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from zerg.agents import turns
 from zerg.agents.turns import (
-    TURNS_PER_LOOP,
     Priority,
     answer_arrived,
     give_up_turn,
@@ -17,6 +17,16 @@ from zerg.agents.turns import (
 )
 
 pytestmark = pytest.mark.anyio
+
+
+# The scenarios below fill every turn with a few named holders: run them with two turns a loop
+# (each test gets a new loop, which reads the setting when it first hands out a turn).
+TURNS_PER_LOOP = 2
+
+
+@pytest.fixture(autouse=True)
+def two_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(turns, "TURNS_PER_LOOP", TURNS_PER_LOOP)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from zerg import heap
 from zerg.agents.tools.mcp import McpServerError
-from zerg.agents.turns import answer_arrived
+from zerg.agents.turns import answer_arrived, waiting
 from zerg.settings import Settings
 
 if TYPE_CHECKING:  # LangChain's model classes load with the agent loop, on first use
@@ -96,7 +96,9 @@ async def chat_model(model: str, config: dict[str, Any], settings: Settings) -> 
     refusal = base_url_refusal(model, config.get("base_url") or None, settings)
     if refusal is not None:
         raise ModelConfigError(refusal)
-    await heap.load_once(provider, lambda: _load_provider(provider))
+    if not heap.loaded(provider):
+        async with waiting():  # the first call of the process loads the provider's SDK
+            await heap.load_once(provider, lambda: _load_provider(provider))
     loop_models = _LOOPS.setdefault(asyncio.get_running_loop(), _LoopModels())
     key = (
         model,
