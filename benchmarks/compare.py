@@ -550,7 +550,7 @@ def render(
         "≥ 2x the peer",
         zerg.runs_per_s >= 2 * best_peer,
     )
-    for index, z_herd in enumerate(zerg.herds):
+    for z_herd in zerg.herds:
         peer_herds = [next((h for h in p.herds if h.runs == z_herd.runs), None) for p in peers]
         peer_text = " / ".join(fmt_herd(h) for h in peer_herds)
         ok = z_herd.error is None and z_herd.finished_s <= z_herd.bound_s
@@ -583,7 +583,6 @@ def render(
             "< 100 ms; loop lag < 50 ms",
             z_herd.health_p99_ms < 100 and (z_herd.lag_p99_ms or 0) < 50,
         )
-        del index
     ratio = zerg.cpu_ms_per_run / limit["cpu_ms_per_run"]
     row(
         "server CPU per run vs the in-process limit",
