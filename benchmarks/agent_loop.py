@@ -25,23 +25,22 @@ MODEL = "openai:bench"
 
 
 async def one_run(settings: Settings, model_url: str) -> None:
-    if True:
-        model = await chat_model(MODEL, {"base_url": model_url}, settings)
-        graph = _agent_graph(("calculator",), None)
-        state = {
-            "messages": [
-                SystemMessage(content="You are a benchmark."),
-                HumanMessage(content="What is 6 * 7?"),
-            ]
-        }
-        produced = []
-        config = {"recursion_limit": 101}
-        context = _RunContext(model=model)
-        async for _mode, update in graph.astream(
-            state, config, context=context, stream_mode=["updates"]
-        ):
-            for node_update in update.values():
-                produced.extend((node_update or {}).get("messages", []))
+    model = await chat_model(MODEL, {"base_url": model_url}, settings)
+    graph = _agent_graph(("calculator",), None)
+    state = {
+        "messages": [
+            SystemMessage(content="You are a benchmark."),
+            HumanMessage(content="What is 6 * 7?"),
+        ]
+    }
+    produced = []
+    config = {"recursion_limit": 101}
+    context = _RunContext(model=model)
+    async for _mode, update in graph.astream(
+        state, config, context=context, stream_mode=["updates"]
+    ):
+        for node_update in update.values():
+            produced.extend((node_update or {}).get("messages", []))
     if len(produced) != 3 or produced[-1].text != "6 * 7 = 42.":
         raise SystemExit(f"unexpected run: {produced}")
 

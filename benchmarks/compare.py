@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,15 +46,10 @@ sys.path.insert(0, str(HERE))
 
 import history  # noqa: E402
 import peer  # noqa: E402
+from task_runs import free_port, percentile  # noqa: E402
 
 ANSWER = "6 * 7 = 42."
 FINAL_EVENTS = {"run.succeeded", "run.failed", "run.cancelled", "run.timed_out"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> float:
@@ -291,11 +285,6 @@ class Peer:
 
 
 # --- the measures ---------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def client_for(system: System, connections: int) -> aiohttp.ClientSession:
