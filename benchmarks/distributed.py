@@ -75,6 +75,9 @@ class Sample:
     commits: int = 0
     rollbacks: int = 0
     statements: dict[int, Statement] = field(default_factory=dict)
+    # PostgreSQL's CPU seconds by who spends them: connections by application name, the
+    # server's own processes by kind.
+    postgres_cpu_s: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,25 @@ def postgres_counters(stats: Engine) -> tuple[int, int, dict[int, Statement]]:
         ).all()
     statements = {int(r[0]): Statement(str(r[1]), int(r[2]), float(r[3])) for r in rows}
     return int(commits), int(rollbacks), statements
+
+
+def postgres_cpu_by_user(stats: Engine) -> dict[str, float]:
+    """CPU seconds so far of each PostgreSQL process, summed by its connection's application
+    name (a server process's kind for the others), leaving out the asking connection."""
+    with stats.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT pid, backend_type, application_name FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid()"
+            )
+        ).all()
+    by_user: dict[str, float] = defaultdict(float)
+    for pid, backend_type, application_name in rows:
+        stat = _stat(int(pid))
+        if stat is not None:
+            label = application_name or backend_type or "?"
+            by_user[label] += sum(int(stat[i]) for i in (11, 12)) / os.sysconf("SC_CLK_TCK")
+    return dict(by_user)
 
 
 def server_version(stats: Engine) -> str:
@@ -310,7 +332,7 @@ def cluster_sampler(
             "worker": tree_cpu_s([pid_of(worker) for worker in workers]),
             "PostgreSQL": tree_cpu_s([postmaster]),
         }
-        return Sample(cpu, *postgres_counters(stats))
+        return Sample(cpu, *postgres_counters(stats), postgres_cpu_by_user(stats))
 
     return sample
 
@@ -416,6 +438,14 @@ def postgres_lines(phases: list[Phase], top: int = 8) -> list[str]:
             f"({control / one.runs:.1f} of them BEGIN/COMMIT/ROLLBACK)"
         )
     last = phases[-1]
+    before, after = last.before.postgres_cpu_s, last.after.postgres_cpu_s
+    spent = {user: after[user] - before.get(user, 0.0) for user in after}
+    shares = ", ".join(
+        f"{user} {seconds * 1000 / last.runs:.2f}"
+        for user, seconds in sorted(spent.items(), key=lambda item: -item[1])
+        if seconds > 0
+    )
+    lines.append(f"PostgreSQL CPU per run by user, ms, {LABELS[-1]}: {shares}")
     lines.append(f"top {top} statements, {LABELS[-1]}: calls/run, mean ms, query")
     for statement in last.statements()[:top]:
         query = " ".join(statement.query.split())

@@ -77,6 +77,51 @@ def test_ping_answers(database: Database) -> None:
     database.ping()
 
 
+# --- PostgreSQL connections ---
+
+
+def test_a_connection_that_died_while_idle_is_replaced_before_use(
+    database_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection the server ended (a restart, a dropped link) while it sat idle is
+    checked, found dead and replaced: the next transaction succeeds."""
+    if backend != "postgresql":
+        pytest.skip(reason="a PostgreSQL server ends connections; a SQLite file has none")
+    monkeypatch.setattr("zerg.db.engine.IDLE_PING_S", 0.0)
+    engine = create_db_engine(database_url)
+    admin = create_db_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with admin.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != pid
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_a_busy_connection_is_not_checked_before_each_use(database_url: str, backend: str) -> None:
+    """Checking every checkout costs the server a round trip and a commit per transaction: a
+    connection back from recent use goes straight to work."""
+    if backend != "postgresql":
+        pytest.skip(reason="the check is PostgreSQL's pool's")
+    engine = create_db_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        pings: list[object] = []
+        real_ping = engine.dialect.do_ping
+        engine.dialect.do_ping = lambda c: pings.append(c) or real_ping(c)  # type: ignore[method-assign]
+        for _ in range(3):
+            with engine.begin() as conn:
+                assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() == pid
+        assert pings == []
+    finally:
+        engine.dispose()
+
+
 # --- UTCDateTime, on both backends ---
 
 metadata = MetaData()

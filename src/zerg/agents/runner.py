@@ -1,9 +1,11 @@
 """AgentRunner: runs an agent's LangGraph ReAct loop over a thread, the thread as checkpoint.
 
-Every assistant and tool message is committed the moment it is produced. A run that stops half
-way (a crash, a restart) is resumed by calling `run_thread` again on the same thread: it re-reads
-the stored messages, runs only the tool calls still unanswered, and calls the model only when the
-thread's last message needs an answer — so no completed model or tool call is repeated.
+Every assistant and tool message is committed the moment it is produced; the last answer commits
+with the end of the turn (the thread's pending messages marked processed, and whatever the
+caller records then, such as the run's outcome). A run that stops half way (a crash, a restart)
+is resumed by calling `run_thread` again on the same thread: it re-reads the stored messages,
+runs only the tool calls still unanswered, and calls the model only when the thread's last
+message needs an answer — so no completed model or tool call is repeated.
 """
 
 import asyncio
@@ -238,24 +240,42 @@ class AgentRunner:
         self.before_model_call = before_model_call
 
     async def run_thread(
-        self, db: Database, thread: ThreadRead, *, stream: bool = False
+        self,
+        db: Database,
+        thread: ThreadRead,
+        *,
+        stream: bool = False,
+        messages: Sequence[Any] | None = None,
+        finish: Callable[[Connection], Callable[[], None] | None] | None = None,
     ) -> RunUsage:
         """Run the agent until it answers without tool calls; returns what this call used.
 
         Each message is committed in its own transaction the moment it is produced (the thread
         is the checkpoint), and no connection is held while the model or a tool is awaited.
-        Ends by marking the pending user message processed. With `stream`, tokens go to
-        `on_token`.
+        The last answer commits with the end of the turn: the pending user message marked
+        processed and `finish(connection)`, which records what ends the turn for the caller
+        (what it returns runs once that has committed). With `stream`, tokens go to
+        `on_token`. `messages` are the thread's messages when the caller has them (a thread
+        it just started): they are not read again.
         """
         usage = RunUsage()
-        history = [to_langchain(m) for m in self._stored(db, thread.id)]
+        if messages is None:
+            messages = self._stored(db, thread.id)
+        history = [to_langchain(m) for m in messages]
         pending = unanswered_tool_calls(history)
         if pending:
             history += await self._answer_pending_tools(db, thread, pending, usage)
+        ended = False
         if not self._finished(history):
-            await self._run_graph(db, thread, history, usage, stream)
-        with db.transaction() as connection:
-            ThreadService.finish_turn(connection, thread.id)
+            ended = await self._run_graph(db, thread, history, usage, stream, finish)
+        if not ended:  # resumed after its last answer, or the graph ended another way
+            after_commit = None
+            with db.transaction() as connection:
+                ThreadService.finish_turn(connection, thread.id)
+                if finish is not None:
+                    after_commit = finish(connection)
+            if after_commit is not None:
+                after_commit()
         return usage
 
     async def _run_graph(
@@ -265,7 +285,9 @@ class AgentRunner:
         history: list[BaseMessage],
         usage: RunUsage,
         stream: bool,
-    ) -> None:
+        finish: Callable[[Connection], Callable[[], None] | None] | None,
+    ) -> bool:
+        """Run the graph over `history`; True once the turn ended with its last answer."""
         model = await chat_model(self.model_name, self.config, self.settings)
         graph = _agent_graph(self.tool_names, self.http_policy, await self._mcp_tools())
         limit = self._step_limit()
@@ -274,6 +296,7 @@ class AgentRunner:
         state: Any = {"messages": history}
         mark = time.monotonic()
         context = _RunContext(model=model, before_model_call=self.before_model_call)
+        ended = False
         async for mode, payload in graph.astream(state, config, context=context, stream_mode=modes):
             if mode == "messages":
                 self._emit_token(payload)
@@ -282,8 +305,14 @@ class AgentRunner:
             for node, update_ in payload.items():
                 for message in (update_ or {}).get("messages", []):
                     latency_ms = (time.monotonic() - mark) * 1000
-                    self._persist(db, thread, message, usage, latency_ms, node)
+                    # The answer without tool calls ends the loop, and with it the turn.
+                    last = not ended and isinstance(message, AIMessage) and not message.tool_calls
+                    self._persist(
+                        db, thread, message, usage, latency_ms, node, ends_turn=last, finish=finish
+                    )
+                    ended = ended or last
                 mark = time.monotonic()
+        return ended
 
     async def _mcp_tools(self) -> McpToolset | None:
         """The tools of the agent's MCP servers, listed (or found cached) once per runner;
@@ -340,7 +369,12 @@ class AgentRunner:
         usage: RunUsage,
         latency_ms: float | None,
         node: str,
+        *,
+        ends_turn: bool = False,
+        finish: Callable[[Connection], Callable[[], None] | None] | None = None,
     ) -> None:
+        """Commit `message`; when it `ends_turn`, the turn ends in the same transaction (see
+        `run_thread`)."""
         fields: dict[str, Any]
         if isinstance(message, AIMessage):
             calls = [
@@ -361,16 +395,21 @@ class AgentRunner:
         else:
             logger.debug("ignoring %s from node %s", type(message).__name__, node)
             return
-        after_commit = None
+        after_commit: list[Callable[[], None]] = []
         with db.transaction() as connection:
             stored = ThreadService.add_message(
                 connection, thread.id, content=message.text, **fields
             )
             if self.on_message:
-                after_commit = self.on_message(connection, stored)
+                after_commit.append(self.on_message(connection, stored))
+            if ends_turn:
+                ThreadService.finish_turn(connection, thread.id)
+                finished = finish(connection) if finish is not None else None
+                if finished is not None:
+                    after_commit.append(finished)
         usage.messages.append(stored)
-        if after_commit is not None:
-            after_commit()
+        for publish in after_commit:
+            publish()
 
     def _model_meta(
         self, message: AIMessage, usage: RunUsage, latency_ms: float | None

@@ -1,6 +1,7 @@
 """Engine and session factory for SQLite (embedded) and PostgreSQL (distributed)."""
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from zerg.settings import Settings
@@ -16,6 +18,8 @@ from zerg.settings import Settings
 # a run rewrites the same hot pages (indexes, the newest rows), so fewer, larger checkpoints
 # copy each of them once; the task-run benchmark's p95 fell from ~13 to ~11 ms.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# A PostgreSQL connection that sat in the pool this long is checked before it is used again.
+IDLE_PING_S = 10.0
 
 
 def private_sqlite_file(path: Path) -> None:
@@ -64,7 +68,35 @@ def create_db_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000) -> Engine:
         )
         _configure_sqlite(engine, sqlite_busy_timeout_ms)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    # Named in pg_stat_activity, unless the URL names it already.
+    connect_args = {} if "application_name" in parsed.query else {"application_name": "zerg"}
+    engine = create_engine(url, pool_size=20, max_overflow=20, connect_args=connect_args)
+    _ping_when_idle(engine, IDLE_PING_S)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    """Check a pooled connection before use when it sat idle for `idle_s` or more (a restarted
+    server or a dropped link left it dead), and replace it if it fails.
+
+    Not on every checkout, as SQLAlchemy's `pool_pre_ping` does: that is a round trip and a
+    commit on the server for each of a run's transactions. A connection that breaks while in
+    busy use fails that use, and SQLAlchemy then replaces every connection of the pool.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool connects anew and tries again
+            raise DisconnectionError(f"a pooled connection failed its check: {exc}") from exc
 
 
 class Database:

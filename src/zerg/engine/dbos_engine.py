@@ -252,6 +252,10 @@ class RunEngine:
             config["system_database_engine"] = self._system_engine
             if instance_id is not None:
                 claim_engine_file(Path(make_url(url).database or ""), instance_id)
+        else:
+            # DBOS retries its statements until the database answers again, so it needs no
+            # round trip before each one to check its connection.
+            config["db_engine_kwargs"] = {"pool_pre_ping": False}
         dbos = DBOS(config=config)
         DBOS.launch()
         if self.mode == "embedded" and url.startswith("sqlite"):

@@ -78,6 +78,8 @@ class Event:
     run_id: int | None = None
     seq: int = 0
     id_before: int = 0
+    # Sent to the other processes by the transaction that stored it (`zerg.events.log`).
+    notified: bool = field(default=False, compare=False)
     _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @functools.cached_property

@@ -9,7 +9,8 @@ Two ways to publish after the commit:
 
 On PostgreSQL the events of one run are recorded under a transaction lock on the run, so they
 commit in id order: a client that resumes after id N misses nothing committed later with a
-smaller id.
+smaller id. The transaction also NOTIFYs them to the other processes (`zerg.events.wire`): they
+go out when it commits, and never if it rolls back.
 """
 
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from zerg import clock
 from zerg.events.bus import Event, EventBus, EventType
+from zerg.events.wire import CHANNEL, NOTIFY_ALL, ORIGIN_OPTION, encode
 from zerg.models import events_table
 
 _e = events_table.c
@@ -42,10 +44,16 @@ _PENDING = "zerg_pending_events"
 _MARKS = "zerg_event_marks"  # savepoint -> how many events were pending when it began
 
 
-def store(db: Connection, events: Sequence[Event]) -> list[Event]:
+def store(db: Connection, events: Sequence[Event], *, notify: bool = True) -> list[Event]:
     """Store events (given without ids) in the caller's transaction, in one statement; returns
-    them with their ids, to publish after commit."""
-    if db.dialect.name == "postgresql":
+    them with their ids, to publish after commit.
+
+    On PostgreSQL the transaction also sends them to the other processes (`notify`), unless
+    they must keep their order with events never stored (a chat turn's, with its tokens):
+    then the relay sends them when they are published, in order with those."""
+    postgres = db.dialect.name == "postgresql"
+    notified = postgres and notify
+    if postgres:
         for run_id in sorted({e.run_id for e in events if e.run_id is not None}):
             db.execute(_RUN_LOCK, {"space": _LOCK_SPACE, "run_id": run_id})
     now = clock.now()
@@ -75,10 +83,24 @@ def store(db: Connection, events: Sequence[Event]) -> list[Event]:
         ids = [db.execute(_INSERT, rows[0]).scalar_one()]
     else:
         ids = list(db.execute(_INSERT_MANY, rows).scalars())
-    return [
-        Event(e.type, e.data, event_id, e.owner_id, e.agent_id, e.thread_id, e.run_id)
+    stored = [
+        Event(
+            e.type,
+            e.data,
+            event_id,
+            e.owner_id,
+            e.agent_id,
+            e.thread_id,
+            e.run_id,
+            notified=notified,
+        )
         for e, event_id in zip(events, ids, strict=True)
     ]
+    if notified:
+        origin = db.get_execution_options().get(ORIGIN_OPTION, "")
+        payloads = [payload for event in stored for payload in encode(event, origin)]
+        db.exec_driver_sql(NOTIFY_ALL, (CHANNEL, payloads))
+    return stored
 
 
 def record_in_session(

@@ -1,10 +1,13 @@
 """The event bus across processes, over PostgreSQL LISTEN/NOTIFY.
 
-Every event published in this process is also NOTIFYed on one channel; a listener thread
-delivers the other processes' events to this process's subscribers (a run executing on a
-worker reaches a request waiting on an API replica). Events are sent by a background thread,
-so `publish` never waits on the network, and in order, since one connection sends them all.
-NOTIFY payloads are limited to 8000 bytes: a larger event travels in several parts.
+Every event reaches the other processes as a NOTIFY on one channel (`zerg.events.wire`); a
+listener thread delivers the other processes' events to this process's subscribers (a run
+executing on a worker reaches a request waiting on an API replica). Most stored events are
+NOTIFYed by the transaction that records them, so they go out when it commits, with no
+statement or transaction of their own. The others (a chat turn's, and its stream, which is
+never stored) are sent as they are published by a background thread, so `publish` never waits
+on the network, and in order, since one connection sends them all, each batch in one
+statement.
 
 A notification sent while a listener is disconnected never reaches it, so the stored log is
 the source of truth for gaps: after it reconnects, the listener reads the events recorded since
@@ -13,8 +16,6 @@ has). Chat stream chunks are not stored, so a turn streamed during the gap is se
 stored messages.
 """
 
-import base64
-import json
 import logging
 import queue
 import threading
@@ -29,13 +30,11 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from zerg import clock
-from zerg.events.bus import Event, EventBus, EventType
+from zerg.events.bus import Event, EventBus
+from zerg.events.wire import CHANNEL, NOTIFY_ALL, Reassembler, encode
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "zerg_events"
-# Bytes of an event per NOTIFY (base64-encoded, so 4/3 of it on the wire, well under 8000).
-_PART_BYTES = 5000
 _MAX_BATCH = 200
 _RECONNECT_S = 1.0
 _POLL_S = 0.2
@@ -57,62 +56,6 @@ def libpq_url(sqlalchemy_url: str) -> str:
     return make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(False)
 
 
-def encode(event: Event, origin: str) -> list[str]:
-    """The NOTIFY payloads that carry `event`: one, or its parts in order."""
-    body = json.dumps(
-        {
-            "o": origin,
-            "t": event.type.value,
-            "d": event.data,
-            "r": [event.id, event.owner_id, event.agent_id, event.thread_id, event.run_id],
-            "s": [event.seq, event.id_before],
-        }
-    )
-    raw = body.encode()
-    if len(raw) <= _PART_BYTES:
-        return [body]
-    message = uuid.uuid4().hex
-    chunks = [raw[i : i + _PART_BYTES] for i in range(0, len(raw), _PART_BYTES)]
-    return [
-        json.dumps(
-            {"o": origin, "m": message, "i": i, "n": len(chunks), "p": base64.b64encode(c).decode()}
-        )
-        for i, c in enumerate(chunks)
-    ]
-
-
-class _Reassembler:
-    """Turns NOTIFY payloads back into (origin, event) pairs."""
-
-    def __init__(self) -> None:
-        self._parts: dict[str, list[bytes]] = {}
-
-    def feed(self, payload: str) -> tuple[str, Event] | None:
-        envelope: dict[str, Any] = json.loads(payload)
-        if "m" in envelope:
-            parts = self._parts.setdefault(envelope["m"], [])
-            parts.append(base64.b64decode(envelope["p"]))
-            if len(parts) < envelope["n"]:
-                if len(self._parts) > 1000:  # parts of a sender that died mid-message
-                    self._parts.pop(next(iter(self._parts)))
-                return None
-            envelope = json.loads(b"".join(self._parts.pop(envelope["m"])))
-        event_id, owner_id, agent_id, thread_id, run_id = envelope["r"]
-        seq, id_before = envelope["s"]
-        event = Event(
-            EventType(envelope["t"]),
-            envelope["d"],
-            id=event_id,
-            owner_id=owner_id,
-            agent_id=agent_id,
-            thread_id=thread_id,
-            run_id=run_id,
-            seq=seq,
-            id_before=id_before,
-        )
-        return envelope["o"], event
-
-
 class PostgresRelay:
     """Connects an `EventBus` to the same bus in every other process on the database."""
 
@@ -126,7 +69,9 @@ class PostgresRelay:
         self.bus = bus
         self._catch_up = catch_up
         self.origin = uuid.uuid4().hex
-        self._conninfo = make_conninfo(libpq_url(database_url), **_KEEPALIVE)
+        url = libpq_url(database_url)
+        named = {} if "application_name" in url else {"application_name": "zerg-events"}
+        self._conninfo = make_conninfo(url, **_KEEPALIVE, **named)
         self._outbox: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._listening = threading.Event()
@@ -140,7 +85,7 @@ class PostgresRelay:
             thread = threading.Thread(target=target, name=f"zerg-events-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        self.bus.set_relay(self._outbox.put)
+        self.bus.set_relay(self._relay)
         if not self._listening.wait(timeout_s):
             logger.warning("not yet listening for other processes' events; still trying")
 
@@ -152,6 +97,10 @@ class PostgresRelay:
         self._threads.clear()
 
     # -- sending ---------------------------------------------------------------------------
+
+    def _relay(self, event: Event) -> None:
+        if not event.notified:  # else its transaction sent it
+            self._outbox.put(event)
 
     def _send(self) -> None:
         connection: psycopg.Connection[Any] | None = None
@@ -165,11 +114,9 @@ class PostgresRelay:
             try:
                 if connection is None or connection.closed:
                     connection = psycopg.connect(self._conninfo, autocommit=True)
-                # One transaction: the batch's notifications arrive together and in order.
-                with connection.transaction():
-                    for event in batch:
-                        for payload in encode(event, self.origin):
-                            connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                # One statement: the batch's notifications arrive together and in order.
+                payloads = [p for event in batch for p in encode(event, self.origin)]
+                connection.execute(NOTIFY_ALL, (CHANNEL, payloads))
                 batch = []
             except Exception as exc:
                 # Sent again on a new connection until it goes through: the events were
@@ -238,7 +185,7 @@ class PostgresRelay:
             logger.info("delivered %d events sent while not listening", missed)
 
     def _receive(self, connection: psycopg.Connection[Any]) -> None:
-        reassembler = _Reassembler()
+        reassembler = Reassembler()
         checked = time.monotonic()
         while not self._stopping.is_set():
             if time.monotonic() - checked >= _ALIVE_CHECK_S:

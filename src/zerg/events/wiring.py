@@ -7,6 +7,7 @@ from zerg.db import Database
 from zerg.events.bus import Event, EventBus
 from zerg.events.log import events_since, publish_on_commit
 from zerg.events.postgres import PostgresRelay
+from zerg.events.wire import ORIGIN_OPTION
 from zerg.settings import Settings
 
 
@@ -21,4 +22,7 @@ def connect_bus(settings: Settings, database: Database) -> tuple[EventBus, Postg
         with database.transaction() as db:
             return list(events_since(db, since))
 
-    return bus, PostgresRelay(bus, settings.resolved_database_url, catch_up=catch_up)
+    relay = PostgresRelay(bus, settings.resolved_database_url, catch_up=catch_up)
+    # The events this process stores come back to it from PostgreSQL: named, it skips them.
+    database.engine.update_execution_options(**{ORIGIN_OPTION: relay.origin})
+    return bus, relay

@@ -30,6 +30,8 @@ class Run(Base):
         Index("ix_runs_agent_id_status", "agent_id", "status"),
         # An agent's usage of one day (its budget) sums only that day's runs.
         Index("ix_runs_agent_id_queued_at", "agent_id", "queued_at"),
+        # An agent's runs newest first, its newest in one lookup (the dashboard's last run).
+        Index("ix_runs_agent_id_id", "agent_id", "id"),
         Index(
             "uq_runs_open_chat_turn",
             "thread_id",
@@ -41,7 +43,7 @@ class Run(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"))
     thread_id: Mapped[int | None] = mapped_column(
         ForeignKey("threads.id", ondelete="SET NULL"), index=True
     )

@@ -372,7 +372,7 @@ class TaskRuns:
             begun = self._begin(job, stream)
             if begun is None:
                 return
-            thread, started_at = begun
+            thread, started_at, messages = begun
             thread_id = thread.id
             limits = Limits.of(job)
             if not heap.loaded("agent loop"):
@@ -388,8 +388,14 @@ class TaskRuns:
                 on_token=stream.token if job.is_chat else None,
                 before_model_call=self._budget_check(job, limits),
             )
+            # A success is recorded with the last answer, in its transaction.
+            succeeded = self._finisher(
+                job, started_at, thread_id, RunStatus.SUCCEEDED, None, stream
+            )
             async with asyncio.timeout(_remaining_s(started_at, job.timeout_s)):
-                await runner.run_thread(self.database, thread, stream=job.is_chat)
+                await runner.run_thread(
+                    self.database, thread, stream=job.is_chat, messages=messages, finish=succeeded
+                )
         except TimeoutError:
             message = f"the run exceeded the agent's time limit (timeout_s={job.timeout_s})"
             self._finish(job, started_at, thread_id, RunStatus.TIMED_OUT, message, stream)
@@ -412,8 +418,6 @@ class TaskRuns:
             message = describe_model_error(exc, job.model)
             logger.warning("run %s failed: %s", job.run_id, message, exc_info=exc)
             self._finish(job, started_at, thread_id, RunStatus.FAILED, message, stream)
-            return
-        self._finish(job, started_at, thread_id, RunStatus.SUCCEEDED, None, stream)
 
     def _budget_check(self, job: RunJob, limits: Limits) -> Callable[[], None] | None:
         """The check before each model call of a budgeted agent's run (None: no budget)."""
@@ -559,12 +563,16 @@ class TaskRuns:
             await self.engine.submit(run.id, partition, turn.workflow_id, queued=False)
         return run
 
-    def _begin(self, job: RunJob, stream: "RunStream") -> tuple[ThreadRead, datetime] | None:
+    def _begin(
+        self, job: RunJob, stream: "RunStream"
+    ) -> tuple[ThreadRead, datetime, list[MessageRead] | None] | None:
         """Steps 2-5 in one transaction: run and agent `running`, and (once per run) a fresh
         thread with the system and task messages; announced after the commit. Returns the
-        thread and when the run started, or None when the run was cancelled before it could
-        start. A chat turn runs in its thread as it is and leaves the agent's status alone."""
+        thread, when the run started and the fresh thread's messages (None: an existing
+        thread's are to be read), or None when the run was cancelled before it could start.
+        A chat turn runs in its thread as it is and leaves the agent's status alone."""
         created = job.thread_id is None
+        first_messages: list[MessageRead] | None = None
         events: list[Event] = []
         with self.database.transaction() as db:
             if job.thread_id is None:
@@ -604,17 +612,17 @@ class TaskRuns:
                 events.append(_agent_event(data, job.owner_id))
             data = run.model_dump(mode="json")
             events.append(stream.event(EventType.RUN_UPDATED, data, thread.id))
-            if created:
+            if first_messages is not None:
                 data = thread.model_dump(mode="json")
                 events.append(stream.event(EventType.THREAD_CREATED, data, thread.id))
                 for message in first_messages:
                     data = message.model_dump(mode="json")
                     events.append(stream.event(EventType.THREAD_MESSAGE_CREATED, data, thread.id))
-            events = event_log.store(db, events)
+            events = stream.store(db, events)
         stream.publish(events)
         stream.started(thread.id)
         assert run.started_at is not None
-        return thread, run.started_at
+        return thread, run.started_at, first_messages
 
     def _finish(
         self,
@@ -627,15 +635,35 @@ class TaskRuns:
         *,
         code: str | None = None,
     ) -> None:
-        """Steps 7-8 in one transaction: the run's final status with timings and usage (and
-        `code`, the error's stable code, as `error_code`), and the agent's status: `idle`
-        after a success or a cancel, `error` with `last_error` after a failure (a chat turn
-        leaves the agent's status alone)."""
-        stream = stream or RunStream(self.bus, job)
-        now = clock.now()
-        failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
-        events: list[Event] = []
+        """Steps 7-8 in one transaction (see `_finisher`)."""
+        finish = self._finisher(job, started_at, thread_id, status, error, stream, code=code)
         with self.database.transaction() as db:
+            published = finish(db)
+        if published is not None:
+            published()
+
+    def _finisher(
+        self,
+        job: RunJob,
+        started_at: datetime | None,
+        thread_id: int | None,
+        status: RunStatus,
+        error: str | None,
+        stream: "RunStream | None" = None,
+        *,
+        code: str | None = None,
+    ) -> Callable[[Connection], Callable[[], None] | None]:
+        """Steps 7-8, to run in the caller's transaction: the run's final status with timings
+        and usage (and `code`, the error's stable code, as `error_code`), and the agent's
+        status: `idle` after a success or a cancel, `error` with `last_error` after a failure
+        (a chat turn leaves the agent's status alone). What it returns announces them once
+        that has committed (None: nothing to announce)."""
+        stream = stream or RunStream(self.bus, job)
+        failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
+
+        def finish(db: Connection) -> Callable[[], None] | None:
+            now = clock.now()
+            events: list[Event] = []
             totals = usage_of_thread(db, thread_id, after=job.message_id or 0)
             run = transition_run(
                 job.run_id,
@@ -659,15 +687,20 @@ class TaskRuns:
                 # message that was stored meanwhile (announced, once the stream has ended,
                 # to the run's other followers only).
                 run = update_finished(db, job.run_id, totals)
-                if run is None:
-                    return
             if run is None:
-                return  # deleted with its agent, or another outcome was recorded first
+                return None  # deleted with its agent, or another outcome was recorded first
             data = run.model_dump(mode="json")
             events.append(stream.event(EventType.RUN_UPDATED, data, run.thread_id))
-            events = event_log.store(db, events)
-        stream.publish(events)
-        stream.ended(run)
+            stored = stream.store(db, events)
+            ended = run
+
+            def publish() -> None:
+                stream.publish(stored)
+                stream.ended(ended)
+
+            return publish
+
+        return finish
 
 
 class RunStream:
@@ -693,6 +726,11 @@ class RunStream:
             run_id=self.job.run_id,
         )
 
+    def store(self, db: Connection, events: list[Event]) -> list[Event]:
+        """Store the run's events in its change's transaction (`event_log.store`). A chat
+        turn's travel to the other processes when published, in order with its stream."""
+        return event_log.store(db, events, notify=not self.job.is_chat)
+
     def publish(self, events: list[Event]) -> None:
         for event in events:
             if event.run_id == self.job.run_id and event.id is not None:
@@ -704,7 +742,7 @@ class RunStream:
         a chat turn, the message as a stream chunk)."""
         data = message.model_dump(mode="json")
         event = self.event(EventType.THREAD_MESSAGE_CREATED, data, message.thread_id)
-        [event] = event_log.store(db, [event])
+        [event] = self.store(db, [event])
 
         def publish() -> None:
             self.publish([event])
