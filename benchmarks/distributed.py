@@ -9,7 +9,9 @@ second model call hangs until the kill.
 
 Prints the sequential trigger→finished p50/p95; runs/s with 1 and 2 workers and, in each
 phase, CPU per run of the API replicas, the workers and PostgreSQL (postmaster and backends),
-PostgreSQL commits and statements per run and the statements issued most; the CPU per run of an
+PostgreSQL commits and statements per run and the statements issued most, and PostgreSQL's CPU
+per run by who spends it (by connection application name: `zerg`, `zerg-events`,
+`dbos_transact`; the server's own processes by kind); the CPU per run of an
 embedded `zerg serve` (SQLite) under the same load; the runs/s one core of each part carries
 and the part that limits first as workers are added; the recovery time. Also writes the report
 to `benchmarks/results/distributed-<date>.md`. Linux only (reads /proc).

@@ -138,9 +138,90 @@ async def test_a_waiting_request_is_served_before_a_run_that_waited_longer(
     await settle()
     assert contenders.started == ["held0", "held1", "request"]
 
-    contenders.release("held1")
+    contenders.release("request")
     await settle()
     assert contenders.started == ["held0", "held1", "request", "run"]
+
+
+async def test_no_run_takes_a_turn_while_a_request_holds_one(contenders: Contenders) -> None:
+    """A burst of triggers is answered before the runs it starts: the loop is theirs while
+    one is handled, even with a turn free (well within RUN_TURN_INTERVAL_S)."""
+    contenders.start("request", Priority.REQUEST)
+    await settle()
+    contenders.start("run", Priority.RUN)
+    await settle()
+    assert contenders.started == ["request"]  # a turn is free, but a request holds one
+
+    contenders.start("next request", Priority.REQUEST)
+    await settle()
+    assert contenders.started == ["request", "next request"]
+
+    contenders.release("request")
+    await settle()
+    assert "run" not in contenders.started
+
+    contenders.release("next request")
+    await settle()
+    assert contenders.started == ["request", "next request", "run"]
+    assert await contenders.free_turns() == TURNS_PER_LOOP - 1  # the run still holds its turn
+
+
+async def test_a_flood_of_requests_slows_the_runs_down_but_cannot_stop_them(
+    contenders: Contenders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While requests keep taking turns, one run at a time goes on, one every
+    RUN_TURN_INTERVAL_S."""
+    monkeypatch.setattr(turns, "TURNS_PER_LOOP", 3)
+    monkeypatch.setattr(turns, "RUN_TURN_INTERVAL_S", 0.05)
+
+    async def come_and_go(request: str) -> None:
+        """A request takes a free turn and gives it back: the turns change hands."""
+        contenders.start(request, Priority.REQUEST)
+        await settle()
+        contenders.release(request)
+        await settle()
+
+    contenders.start("request", Priority.REQUEST)  # holds a turn throughout
+    await settle()
+    for run in ("run0", "run1", "run2"):
+        contenders.start(run, Priority.RUN)
+    await settle()
+    assert contenders.started == ["request"]
+
+    await asyncio.sleep(0.06)
+    await come_and_go("a")
+    assert contenders.started[-1] == "run0"  # the first run in a while
+
+    contenders.release("run0")
+    await come_and_go("b")
+    assert "run1" not in contenders.started  # not at once after the last
+
+    await asyncio.sleep(0.06)
+    await come_and_go("c")
+    assert contenders.started[-1] == "run1"
+
+    await asyncio.sleep(0.06)
+    await come_and_go("d")
+    assert "run2" not in contenders.started  # one run at a time
+    contenders.release("run1")
+    await settle()
+    assert contenders.started[-1] == "run2"
+
+
+async def test_a_request_that_stops_waiting_lets_the_runs_go_on(contenders: Contenders) -> None:
+    contenders.start("held0")
+    contenders.start("held1")
+    await settle()
+    contenders.start("request", Priority.REQUEST)
+    await settle()
+    contenders.start("run", Priority.RUN)
+    await settle()
+
+    contenders.tasks["request"].cancel()  # its client went away while it waited
+    await settle()
+    contenders.release("held0")
+    await settle()
+    assert contenders.started == ["held0", "held1", "run"]
 
 
 @pytest.mark.parametrize("priority", [Priority.REQUEST, Priority.RUN])
@@ -241,7 +322,7 @@ async def test_a_task_started_in_a_turn_waits_for_a_turn_of_its_own(
             contenders.let_go()
 
     async def parent() -> None:
-        async with turn(Priority.REQUEST):
+        async with turn(Priority.RUN):
             contenders.hold()
             children.append(asyncio.create_task(child()))  # inherits the context, not the turn
             await leave.wait()

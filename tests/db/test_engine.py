@@ -102,6 +102,21 @@ def test_a_connection_that_died_while_idle_is_replaced_before_use(
         admin.dispose()
 
 
+def test_zergs_connections_are_named_unless_the_url_names_them(
+    database_url: str, backend: str
+) -> None:
+    """An operator tells Zerg's connections apart in pg_stat_activity."""
+    if backend != "postgresql":
+        pytest.skip(reason="application_name is PostgreSQL's")
+    for url, name in ((database_url, "zerg"), (f"{database_url}?application_name=api-7", "api-7")):
+        engine = create_db_engine(url)
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW application_name").scalar() == name
+        finally:
+            engine.dispose()
+
+
 def test_a_busy_connection_is_not_checked_before_each_use(database_url: str, backend: str) -> None:
     """Checking every checkout costs the server a round trip and a commit per transaction: a
     connection back from recent use goes straight to work."""

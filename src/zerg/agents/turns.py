@@ -9,12 +9,16 @@ it. So that work is done in turns, a few at a time:
 - a request that changes something (a trigger, a chat message, a form) takes a turn before it
   is handled, ahead of any run waiting for one, and gives it up once its answer starts or while
   it waits (`?wait=true` waits for the run without a turn);
-- a run holds a turn while it works and gives it up while it waits for a model or a tool.
+- a run holds a turn while it works and gives it up while it waits for a model or a tool; no
+  run is handed a turn while a request holds or waits for one, so a burst of triggers is
+  answered before the runs it started compete with it for the loop (runs already working
+  finish their step), except one run every `RUN_TURN_INTERVAL_S`, so that a flood of requests
+  slows the runs down without stopping them.
 
-Whoever waits for a turn takes no time on the loop, reads (health checks, pages, streams) never
-wait for one, and no work is slowed down (the loop only ever does one thing at a time anyway):
-a request waits for at most a few steps, not for every run's, and runs go out to their models
-at the pace the loop can serve them.
+Whoever waits for a turn takes no time on the loop, the health check never waits for one, and
+no work is slowed down (the loop only ever does one thing at a time anyway): a request waits
+for at most a few steps, not for every run's, and runs go out to their models at the pace the
+loop can serve them.
 """
 
 import asyncio
@@ -30,6 +34,9 @@ from enum import IntEnum
 # clients and with a herd of 1,000 runs: 2 turns cost a fifth of the throughput (more handing
 # over), 8 cost none and kept the loop's lag p99 under 50 ms.
 TURNS_PER_LOOP = 8
+# While requests keep taking turns, a run is handed one at most this often (and one at a time):
+# a flood of requests slows the runs down but cannot stop them.
+RUN_TURN_INTERVAL_S = 0.1
 
 
 class Priority(IntEnum):
@@ -38,33 +45,62 @@ class Priority(IntEnum):
 
 
 class _Turns:
-    """A loop's turns: a semaphore that serves waiting requests before waiting runs."""
+    """A loop's turns: a semaphore that serves waiting requests before waiting runs, and hands
+    runs a turn while requests hold or wait for turns only one at a time, and at most once
+    every `RUN_TURN_INTERVAL_S`."""
 
     def __init__(self, slots: int) -> None:
         self.free = slots
         self.waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+        self.held = [0, 0]  # turns held, by priority
+        # When a run was last handed a turn (loop time; created on the loop, by its first turn).
+        self.run_turn_at = asyncio.get_running_loop().time()
+
+    def _open_to(self, priority: Priority) -> bool:
+        if self.free == 0:
+            return False
+        if priority == Priority.REQUEST:
+            return True
+        if not (self.held[Priority.REQUEST] or self.waiting[Priority.REQUEST]):
+            return True
+        since = asyncio.get_running_loop().time() - self.run_turn_at
+        return not self.held[Priority.RUN] and since >= RUN_TURN_INTERVAL_S
 
     async def acquire(self, priority: Priority) -> None:
-        if self.free > 0 and not any(self.waiting[: priority + 1]):
-            self.free -= 1
+        if not self.waiting[priority] and self._open_to(priority):
+            self._grant(priority)
             return
         granted = asyncio.get_running_loop().create_future()
-        self.waiting[priority].append(granted)
+        queue = self.waiting[priority]
+        queue.append(granted)
         try:
             await granted
         except asyncio.CancelledError:
             if granted.done() and not granted.cancelled():
-                self.release()  # handed a turn just as the wait was cancelled: pass it on
+                self.release(priority)  # handed a turn just as the wait was cancelled: pass it on
+            else:
+                queue.remove(granted)
+                self._hand_on()  # the runs may go on without this request
             raise
 
-    def release(self) -> None:
-        for queue in self.waiting:
-            while queue:
-                waiter = queue.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)  # the turn passes straight to the waiter
-                    return
+    def release(self, priority: Priority) -> None:
         self.free += 1
+        self.held[priority] -= 1
+        self._hand_on()
+
+    def _grant(self, priority: Priority) -> None:
+        self.free -= 1
+        self.held[priority] += 1
+        if priority == Priority.RUN:
+            self.run_turn_at = asyncio.get_running_loop().time()
+
+    def _hand_on(self) -> None:
+        """Pass free turns straight to the waiters, requests first."""
+        for priority in Priority:
+            queue = self.waiting[priority]
+            while queue and self._open_to(priority):
+                self._grant(priority)
+                queue.popleft().set_result(None)
 
 
 _loops: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns]" = weakref.WeakKeyDictionary()
@@ -89,7 +125,7 @@ class _Turn:
     async def take(self) -> None:
         await self.turns.acquire(self.priority)
         if self.ended:  # its `turn()` ended while this waited (a task it started took it back)
-            self.turns.release()
+            self.turns.release(self.priority)
             return
         self.held = True
 
@@ -101,7 +137,7 @@ class _Turn:
     def give_up(self) -> None:
         if self.held:
             self.held = False
-            self.turns.release()
+            self.turns.release(self.priority)
 
 
 _current: ContextVar[_Turn | None] = ContextVar("zerg_loop_turn", default=None)
