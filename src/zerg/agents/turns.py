@@ -55,6 +55,8 @@ class _Turns:
         self.held = [0, 0]  # turns held, by priority
         # When a run was last handed a turn (loop time; created on the loop, by its first turn).
         self.run_turn_at = asyncio.get_running_loop().time()
+        # Hands the waiting runs their turn when it is due, also if no turn changes hands.
+        self._timer: asyncio.TimerHandle | None = None
 
     def _open_to(self, priority: Priority) -> bool:
         if self.free == 0:
@@ -73,6 +75,7 @@ class _Turns:
         granted = asyncio.get_running_loop().create_future()
         queue = self.waiting[priority]
         queue.append(granted)
+        self._keep_runs_going()
         try:
             await granted
         except asyncio.CancelledError:
@@ -101,6 +104,17 @@ class _Turns:
             while queue and self._open_to(priority):
                 self._grant(priority)
                 queue.popleft().set_result(None)
+        self._keep_runs_going()
+
+    def _keep_runs_going(self) -> None:
+        """While runs wait, look again when the next one is due: a request that holds its turn
+        for long (or never gives it back) holds the runs up for one interval at most."""
+        if self._timer is None and self.waiting[Priority.RUN]:
+            self._timer = asyncio.get_running_loop().call_later(RUN_TURN_INTERVAL_S, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        self._hand_on()
 
 
 _loops: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns]" = weakref.WeakKeyDictionary()
