@@ -10,7 +10,8 @@ Two ways to publish after the commit:
 On PostgreSQL the events of one run are recorded under a transaction lock on the run, so they
 commit in id order: a client that resumes after id N misses nothing committed later with a
 smaller id. The transaction also NOTIFYs them to the other processes (`zerg.events.wire`): they
-go out when it commits, and never if it rolls back.
+go out when it commits, and never if it rolls back (a chat turn's go out with its tokens, see
+`store`).
 """
 
 from collections.abc import Callable, Sequence

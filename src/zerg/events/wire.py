@@ -2,9 +2,9 @@
 
 A stored event is NOTIFYed in the transaction that records it (`zerg.events.log.store`), so
 the other processes get it when, and only if, that transaction commits, and in commit order;
-the events never stored (chat's stream) go through the relay's sender
-(`zerg.events.postgres`). NOTIFY payloads are limited to 8000 bytes: a larger event travels in
-several parts.
+a chat turn's events, and its stream (never stored), go through the relay's sender
+(`zerg.events.postgres`), which keeps them in the order they were published. NOTIFY payloads
+are limited to 8000 bytes: a larger event travels in several parts.
 """
 
 import base64
