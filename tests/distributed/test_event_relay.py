@@ -3,6 +3,7 @@ wired to its own engine as a process is (`connect_bus`)."""
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -139,6 +140,29 @@ def test_events_stored_by_a_process_without_a_bus_reach_the_others(
         command.dispose()
 
     wait_for(lambda: seen_there == [stored], timeout_s=5)
+
+
+def test_a_runs_events_commit_in_id_order(processes: tuple[Process, Process]) -> None:
+    """A follower that resumes after an event's id misses nothing: a run's event waits for
+    the run's earlier ones to commit before it gets its id. Other runs' events do not wait."""
+    here, there = processes
+
+    def event(run_id: int) -> Event:
+        return Event(EventType.RUN_UPDATED, {"id": run_id}, agent_id=1, run_id=run_id)
+
+    later: list[Event] = []
+    with here.database.transaction() as db:
+        [first] = store(db, [event(1)])
+        with ThreadPoolExecutor(2) as pool:
+            same_run = pool.submit(lambda: there.record(event(1), event(2)))
+            [other_run] = pool.submit(lambda: there.record(event(3))).result(timeout=10)
+            time.sleep(0.3)
+            assert not same_run.done()  # waits for the first event's transaction
+            db.commit()
+            later = same_run.result(timeout=10)
+    assert other_run.id is not None and first.id is not None
+    assert [e.id for e in later] == sorted(e.id or 0 for e in later)
+    assert all((e.id or 0) > other_run.id > first.id for e in later)
 
 
 @pytest.mark.anyio

@@ -14,33 +14,58 @@ go out when it commits, and never if it rolls back (a chat turn's go out with it
 `store`).
 """
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, event, func, insert, select, text
+from sqlalchemy import Connection, bindparam, delete, event, insert, select, text
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from zerg import clock
 from zerg.events.bus import Event, EventBus, EventType
-from zerg.events.wire import CHANNEL, NOTIFY_ALL, ORIGIN_OPTION, encode
+from zerg.events.wire import CHANNEL, ID_FIRST, NOTIFY_ALL, ORIGIN_OPTION, after_id, encode, fits
 from zerg.models import events_table
 
 _e = events_table.c
 _INSERT_PLAIN = insert(events_table)
 _LAST_ROWID = text("SELECT last_insert_rowid()")
-_INSERT = insert(events_table).returning(_e.id)
-# Several rows in one statement, their ids in the order given.
-_INSERT_MANY = insert(events_table).returning(_e.id, sort_by_parameter_order=True)
 _RUN_EVENTS = (
     select(events_table)
     .where(_e.run_id == bindparam("run_id"), _e.id > bindparam("after"))
     .order_by(_e.id)
 )
 _SINCE = select(events_table).where(_e.created_at >= bindparam("since")).order_by(_e.id)
-_RUN_LOCK = select(func.pg_advisory_xact_lock(bindparam("space"), bindparam("run_id")))
 # The advisory lock space of run event ordering ("zerg" in ASCII).
 _LOCK_SPACE = 0x7A657267
+# PostgreSQL, in one statement: the rows in the order given, once the transaction holds the
+# lock of each of their runs (the one-time filter is evaluated before any row gets its id),
+# so that a run's events commit in id order; then each row's NOTIFY, in the same order, when
+# its payload's rest is given. Parameters: the time, the columns as arrays, the lock space,
+# the runs to lock (sorted), the channel, `ID_FIRST` and each payload's rest (`after_id`).
+# The arrays go in binary (`%b`): in text, psycopg escapes each quote of each JSON element
+# with a regular expression, which cost more than the rest of the statement.
+_STORE = """
+    WITH stored AS (
+        INSERT INTO events (type, owner_id, agent_id, thread_id, run_id, data, created_at)
+        SELECT e.type, e.owner_id, e.agent_id, e.thread_id, e.run_id, e.data::jsonb, %s
+        FROM unnest(%b::text[], %b::int[], %b::int[], %b::int[], %b::int[], %b::text[])
+            WITH ORDINALITY AS e(type, owner_id, agent_id, thread_id, run_id, data, n)
+        WHERE (
+            SELECT count(*) FROM (
+                SELECT pg_advisory_xact_lock(%s, run) FROM unnest(%b::int[]) AS run
+            ) AS locked
+        ) >= 0
+        ORDER BY e.n
+        RETURNING id
+    ),
+    numbered AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM stored)
+    SELECT numbered.id,
+        CASE WHEN rest.payload IS NOT NULL
+            THEN pg_notify(%s, %s || numbered.id || rest.payload) END
+    FROM numbered JOIN unnest(%b::text[]) WITH ORDINALITY AS rest(payload, n) USING (n)
+    ORDER BY numbered.id
+"""
 _PENDING = "zerg_pending_events"
 _MARKS = "zerg_event_marks"  # savepoint -> how many events were pending when it began
 
@@ -49,14 +74,11 @@ def store(db: Connection, events: Sequence[Event], *, notify: bool = True) -> li
     """Store events (given without ids) in the caller's transaction, in one statement; returns
     them with their ids, to publish after commit.
 
-    On PostgreSQL the transaction also sends them to the other processes (`notify`), unless
-    they must keep their order with events never stored (a chat turn's, with its tokens):
-    then the relay sends them when they are published, in order with those."""
-    postgres = db.dialect.name == "postgresql"
-    notified = postgres and notify
-    if postgres:
-        for run_id in sorted({e.run_id for e in events if e.run_id is not None}):
-            db.execute(_RUN_LOCK, {"space": _LOCK_SPACE, "run_id": run_id})
+    On PostgreSQL the same statement also sends them to the other processes (`notify`),
+    unless they must keep their order with events never stored (a chat turn's, with its
+    tokens): then the relay sends them when they are published, in order with those."""
+    if db.dialect.name == "postgresql":
+        return _store_postgres(db, events, notify)
     now = clock.now()
     rows = [
         {
@@ -70,38 +92,63 @@ def store(db: Connection, events: Sequence[Event], *, notify: bool = True) -> li
         }
         for e in events
     ]
-    if db.dialect.name == "sqlite":
-        # One writer at a time holds SQLite's write lock, and AUTOINCREMENT ids only grow:
-        # the rows of one statement get consecutive ids, the last one SQLite reports. (A
-        # plain INSERT costs a third less than one with RETURNING on this path.)
-        if len(rows) == 1:
-            last = db.execute(_INSERT_PLAIN, rows[0]).lastrowid
-        else:
-            db.execute(_INSERT_PLAIN, rows)
-            last = db.execute(_LAST_ROWID).scalar_one()
-        ids = list(range(last - len(rows) + 1, last + 1))
-    elif len(rows) == 1:
-        ids = [db.execute(_INSERT, rows[0]).scalar_one()]
+    # One writer at a time holds SQLite's write lock, and AUTOINCREMENT ids only grow: the
+    # rows of one statement get consecutive ids, the last one SQLite reports. (A plain INSERT
+    # costs a third less than one with RETURNING on this path.)
+    if len(rows) == 1:
+        last = db.execute(_INSERT_PLAIN, rows[0]).lastrowid
     else:
-        ids = list(db.execute(_INSERT_MANY, rows).scalars())
-    stored = [
-        Event(
-            e.type,
-            e.data,
-            event_id,
-            e.owner_id,
-            e.agent_id,
-            e.thread_id,
-            e.run_id,
-            notified=notified,
-        )
-        for e, event_id in zip(events, ids, strict=True)
-    ]
-    if notified:
-        origin = db.get_execution_options().get(ORIGIN_OPTION, "")
+        db.execute(_INSERT_PLAIN, rows)
+        last = db.execute(_LAST_ROWID).scalar_one()
+    ids = range(last - len(rows) + 1, last + 1)
+    return [_with_id(e, event_id, notified=False) for e, event_id in zip(events, ids, strict=True)]
+
+
+def _store_postgres(db: Connection, events: Sequence[Event], notify: bool) -> list[Event]:
+    """One round trip: the run locks, the rows and their NOTIFYs (`_STORE`)."""
+    data = [json.dumps(e.data) for e in events]
+    origin = db.get_execution_options().get(ORIGIN_OPTION, "")
+    rests: list[str | None] = [None] * len(events)
+    if notify:
+        rests = [after_id(e, origin, d) for e, d in zip(events, data, strict=True)]
+    # Events too large for one NOTIFY go out in parts, once their ids are known, after the
+    # statement (rare: a long message); the others then go with them, in order.
+    in_parts = notify and not all(fits(rest) for rest in rests if rest is not None)
+    if in_parts:
+        rests = [None] * len(events)
+    params = (
+        clock.now(),
+        [e.type.value for e in events],
+        [e.owner_id for e in events],
+        [e.agent_id for e in events],
+        [e.thread_id for e in events],
+        [e.run_id for e in events],
+        data,
+        _LOCK_SPACE,
+        sorted({e.run_id for e in events if e.run_id is not None}),
+        CHANNEL,
+        ID_FIRST,
+        rests,
+    )
+    ids = [row[0] for row in db.exec_driver_sql(_STORE, params)]
+    stored = [_with_id(e, i, notified=notify) for e, i in zip(events, ids, strict=True)]
+    if in_parts:
         payloads = [payload for event in stored for payload in encode(event, origin)]
         db.exec_driver_sql(NOTIFY_ALL, (CHANNEL, payloads))
     return stored
+
+
+def _with_id(event: Event, event_id: int, *, notified: bool) -> Event:
+    return Event(
+        event.type,
+        event.data,
+        event_id,
+        event.owner_id,
+        event.agent_id,
+        event.thread_id,
+        event.run_id,
+        notified=notified,
+    )
 
 
 def record_in_session(

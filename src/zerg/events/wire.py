@@ -21,21 +21,34 @@ _PART_BYTES = 5000
 # to it; it skips them, having published them itself).
 ORIGIN_OPTION = "zerg_event_origin"
 # Every payload in one statement (the driver's parameters: the channel, then the payloads):
-# a transaction's notifications arrive together, in the order given.
-NOTIFY_ALL = "SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload"
+# a transaction's notifications arrive together, in the order given. (The array goes in
+# binary, which needs no escaping of the JSON's quotes.)
+NOTIFY_ALL = "SELECT pg_notify(%s, payload) FROM unnest(%b::text[]) AS payload"
+
+
+# Every payload starts with its event's id: the transaction that stores the event learns it
+# there and NOTIFYs `ID_FIRST || id || after_id(...)` (see `zerg.events.log.store`).
+ID_FIRST = '{"r":['
+
+
+def after_id(event: Event, origin: str, data: str) -> str:
+    """What follows `ID_FIRST` and the event's id in its payload; `data` is `event.data` as
+    JSON."""
+    return (
+        f",{json.dumps([event.owner_id, event.agent_id, event.thread_id, event.run_id])[1:]}"
+        f',"o":{json.dumps(origin)},"t":{json.dumps(event.type.value)}'
+        f',"s":{json.dumps([event.seq, event.id_before])},"d":{data}}}'
+    )
+
+
+def fits(rest: str) -> bool:
+    """Whether a payload ending in `rest` (`after_id`) goes in one NOTIFY, whatever its id."""
+    return len(ID_FIRST) + 20 + len(rest.encode()) <= _PART_BYTES
 
 
 def encode(event: Event, origin: str) -> list[str]:
     """The NOTIFY payloads that carry `event`: one, or its parts in order."""
-    body = json.dumps(
-        {
-            "o": origin,
-            "t": event.type.value,
-            "d": event.data,
-            "r": [event.id, event.owner_id, event.agent_id, event.thread_id, event.run_id],
-            "s": [event.seq, event.id_before],
-        }
-    )
+    body = f"{ID_FIRST}{json.dumps(event.id)}{after_id(event, origin, json.dumps(event.data))}"
     raw = body.encode()
     if len(raw) <= _PART_BYTES:
         return [body]
