@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(relay.start)
         scheduler: asyncio.Task[None] | None = None
         loop_lag = asyncio.create_task(app.state.metrics.watch_loop_lag())
+        collector = asyncio.create_task(heap.pace())
         try:
             await app.state.task_runs.launch()
             heap.settle()
@@ -64,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
                 scheduler = asyncio.create_task(service.run())
             yield
         finally:
-            for task in (scheduler, loop_lag):
+            for task in (scheduler, loop_lag, collector):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

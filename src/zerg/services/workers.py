@@ -215,6 +215,7 @@ async def run_worker(settings: Settings) -> None:
     metrics = Metrics()
     exporter = MetricsExporter(settings, metrics) if settings.metrics_port is not None else None
     loop_lag = asyncio.create_task(metrics.watch_loop_lag())
+    collector = asyncio.create_task(heap.pace())
     try:
         # Registered before DBOS starts: starting resumes the runs recorded under this id.
         await asyncio.to_thread(registry.register)
@@ -238,7 +239,7 @@ async def run_worker(settings: Settings) -> None:
                 await asyncio.wait_for(stop.wait(), settings.heartbeat_interval_s)
         logger.info("worker %s stopping", registry.executor_id)
     finally:
-        for task in (scheduler, loop_lag):
+        for task in (scheduler, loop_lag, collector):
             if task is not None:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
