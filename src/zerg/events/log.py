@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from zerg import clock
 from zerg.events.bus import Event, EventBus, EventType
-from zerg.events.wire import CHANNEL, ID_FIRST, NOTIFY_ALL, ORIGIN_OPTION, after_id, encode, fits
+from zerg.events.wire import CHANNEL, NOTIFY_ALL, ORIGIN_OPTION, after_id, encode, fits, up_to_id
 from zerg.models import events_table
 
 _e = events_table.c
@@ -42,7 +42,8 @@ _LOCK_SPACE = 0x7A657267
 # lock of each of their runs (the one-time filter is evaluated before any row gets its id),
 # so that a run's events commit in id order; then each row's NOTIFY, in the same order, when
 # its payload's rest is given. Parameters: the time, the columns as arrays, the lock space,
-# the runs to lock (sorted), the channel, `ID_FIRST` and each payload's rest (`after_id`).
+# the runs to lock (sorted), the channel, each payload's start (`up_to_id`) and rest
+# (`after_id`).
 # The arrays go in binary (`%b`): in text, psycopg escapes each quote of each JSON element
 # with a regular expression, which cost more than the rest of the statement.
 _STORE = """
@@ -108,12 +109,13 @@ def _store_postgres(db: Connection, events: Sequence[Event], notify: bool) -> li
     """One round trip: the run locks, the rows and their NOTIFYs (`_STORE`)."""
     data = [json.dumps(e.data) for e in events]
     origin = db.get_execution_options().get(ORIGIN_OPTION, "")
+    start = up_to_id(origin)
     rests: list[str | None] = [None] * len(events)
     if notify:
-        rests = [after_id(e, origin, d) for e, d in zip(events, data, strict=True)]
+        rests = [after_id(e, d) for e, d in zip(events, data, strict=True)]
     # Events too large for one NOTIFY go out in parts, once their ids are known, after the
     # statement (rare: a long message); the others then go with them, in order.
-    in_parts = notify and not all(fits(rest) for rest in rests if rest is not None)
+    in_parts = notify and not all(fits(start, rest) for rest in rests if rest is not None)
     if in_parts:
         rests = [None] * len(events)
     params = (
@@ -127,7 +129,7 @@ def _store_postgres(db: Connection, events: Sequence[Event], notify: bool) -> li
         _LOCK_SPACE,
         sorted({e.run_id for e in events if e.run_id is not None}),
         CHANNEL,
-        ID_FIRST,
+        start,
         rests,
     )
     ids = [row[0] for row in db.exec_driver_sql(_STORE, params)]

@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from zerg import clock
 from zerg.events.bus import Event, EventBus
-from zerg.events.wire import CHANNEL, NOTIFY_ALL, Reassembler, encode
+from zerg.events.wire import CHANNEL, NOTIFY_ALL, Reassembler, encode, sender
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +186,7 @@ class PostgresRelay:
 
     def _receive(self, connection: psycopg.Connection[Any]) -> None:
         reassembler = Reassembler()
+        own = sender(self.origin)  # this process published those itself
         checked = time.monotonic()
         while not self._stopping.is_set():
             if time.monotonic() - checked >= _ALIVE_CHECK_S:
@@ -194,13 +195,15 @@ class PostgresRelay:
                 checked = time.monotonic()
                 self._alive_at = clock.now()
             for notify in connection.notifies(timeout=_POLL_S):
+                if notify.payload.startswith(own):
+                    continue
                 try:
-                    decoded = reassembler.feed(notify.payload)
+                    event = reassembler.feed(notify.payload)
                 except (ValueError, KeyError, TypeError):
                     logger.warning("ignored a malformed event: %.200s", notify.payload)
                     continue
-                if decoded is not None and decoded[0] != self.origin:
-                    self.bus.deliver(decoded[1])
+                if event is not None:
+                    self.bus.deliver(event)
 
 
 def _close(connection: psycopg.Connection[Any] | None) -> None:

@@ -26,49 +26,59 @@ ORIGIN_OPTION = "zerg_event_origin"
 NOTIFY_ALL = "SELECT pg_notify(%s, payload) FROM unnest(%b::text[]) AS payload"
 
 
-# Every payload starts with its event's id: the transaction that stores the event learns it
-# there and NOTIFYs `ID_FIRST || id || after_id(...)` (see `zerg.events.log.store`).
-ID_FIRST = '{"r":['
+def sender(origin: str) -> str:
+    """How every payload sent by `origin` starts: a process skips its own unread."""
+    return f'{{"o":{json.dumps(origin)},'
 
 
-def after_id(event: Event, origin: str, data: str) -> str:
-    """What follows `ID_FIRST` and the event's id in its payload; `data` is `event.data` as
-    JSON."""
+def up_to_id(origin: str) -> str:
+    """A payload of `origin` up to its event's id: the transaction that stores the event
+    learns the id there and NOTIFYs `up_to_id(...) || id || after_id(...)` (see
+    `zerg.events.log.store`)."""
+    return f'{sender(origin)}"r":['
+
+
+def after_id(event: Event, data: str) -> str:
+    """What follows the event's id in its payload; `data` is `event.data` as JSON."""
     return (
         f",{json.dumps([event.owner_id, event.agent_id, event.thread_id, event.run_id])[1:]}"
-        f',"o":{json.dumps(origin)},"t":{json.dumps(event.type.value)}'
+        f',"t":{json.dumps(event.type.value)}'
         f',"s":{json.dumps([event.seq, event.id_before])},"d":{data}}}'
     )
 
 
-def fits(rest: str) -> bool:
-    """Whether a payload ending in `rest` (`after_id`) goes in one NOTIFY, whatever its id."""
-    return len(ID_FIRST) + 20 + len(rest.encode()) <= _PART_BYTES
+def fits(start: str, rest: str) -> bool:
+    """Whether a payload of `start` (`up_to_id`), an id and `rest` (`after_id`) goes in one
+    NOTIFY, whatever its id."""
+    return len(start.encode()) + 20 + len(rest.encode()) <= _PART_BYTES
 
 
 def encode(event: Event, origin: str) -> list[str]:
     """The NOTIFY payloads that carry `event`: one, or its parts in order."""
-    body = f"{ID_FIRST}{json.dumps(event.id)}{after_id(event, origin, json.dumps(event.data))}"
+    data = json.dumps(event.data)
+    body = f"{up_to_id(origin)}{json.dumps(event.id)}{after_id(event, data)}"
     raw = body.encode()
     if len(raw) <= _PART_BYTES:
         return [body]
     message = uuid.uuid4().hex
     chunks = [raw[i : i + _PART_BYTES] for i in range(0, len(raw), _PART_BYTES)]
     return [
-        json.dumps(
-            {"o": origin, "m": message, "i": i, "n": len(chunks), "p": base64.b64encode(c).decode()}
-        )
+        sender(origin)
+        + json.dumps(
+            {"m": message, "i": i, "n": len(chunks), "p": base64.b64encode(c).decode()},
+            separators=(",", ":"),
+        )[1:]
         for i, c in enumerate(chunks)
     ]
 
 
 class Reassembler:
-    """Turns NOTIFY payloads back into (origin, event) pairs."""
+    """Turns NOTIFY payloads back into events."""
 
     def __init__(self) -> None:
         self._parts: dict[str, list[bytes]] = {}
 
-    def feed(self, payload: str) -> tuple[str, Event] | None:
+    def feed(self, payload: str) -> Event | None:
         envelope: dict[str, Any] = json.loads(payload)
         if "m" in envelope:
             parts = self._parts.setdefault(envelope["m"], [])
@@ -80,7 +90,7 @@ class Reassembler:
             envelope = json.loads(b"".join(self._parts.pop(envelope["m"])))
         event_id, owner_id, agent_id, thread_id, run_id = envelope["r"]
         seq, id_before = envelope["s"]
-        event = Event(
+        return Event(
             EventType(envelope["t"]),
             envelope["d"],
             id=event_id,
@@ -91,4 +101,3 @@ class Reassembler:
             seq=seq,
             id_before=id_before,
         )
-        return envelope["o"], event
