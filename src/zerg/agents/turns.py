@@ -31,9 +31,11 @@ from enum import IntEnum
 
 # Turns on one loop: enough that a step waiting a moment (a thread, a database round trip) leaves
 # the loop to another, few enough that a request waits for only a few steps. Measured with 20
-# clients and with a herd of 1,000 runs: 2 turns cost a fifth of the throughput (more handing
-# over), 8 cost none and kept the loop's lag p99 under 50 ms.
-TURNS_PER_LOOP = 8
+# clients and with herds of 300 and 1,000 runs: 2 turns cost a fifth of the throughput (more
+# handing over); 4 and 8 the same throughput (alternating pairs: 44-54 and 44-52 runs/s), but
+# with 8 more runs' steps share each pass of the loop: its lag p99 in the herds was 50-100 ms,
+# against 25-40 ms with 4 (/health's p99: 54-65 ms against 25-37 ms).
+TURNS_PER_LOOP = 4
 # While requests keep taking turns, a run is handed one at most this often (and one at a time):
 # a flood of requests slows the runs down but cannot stop them.
 RUN_TURN_INTERVAL_S = 0.1
