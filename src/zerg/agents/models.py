@@ -71,9 +71,9 @@ def _load_provider(provider: str) -> None:
     """Import a provider's packages and build a throwaway client: the SDKs load more modules
     when a client is first built."""
     if provider == "openai":
-        from langchain_openai import ChatOpenAI
+        from zerg.agents.openai_chat import WireChatOpenAI
 
-        ChatOpenAI(model="warm-up", api_key=_UNUSED_KEY, base_url="http://127.0.0.1:9/v1")
+        WireChatOpenAI(model="warm-up", api_key=_UNUSED_KEY, base_url="http://127.0.0.1:9/v1")
     else:
         import anthropic
         from langchain_anthropic import ChatAnthropic
@@ -207,7 +207,7 @@ def build_chat_model(
         raise ModelConfigError(refusal)
     # Provider packages are imported only when an agent uses them: they are slow to import.
     if provider == "openai":
-        from langchain_openai import ChatOpenAI
+        from zerg.agents.openai_chat import WireChatOpenAI
 
         base_url = config.get("base_url") or settings.openai_base_url
         key = settings.openai_api_key or (_UNUSED_KEY if base_url else None)
@@ -216,7 +216,7 @@ def build_chat_model(
                 f"{model} needs an API key: set OPENAI_API_KEY, or give the agent "
                 "config.base_url for an OpenAI-compatible server that needs none"
             )
-        return ChatOpenAI(
+        return WireChatOpenAI(
             model=name,
             api_key=key,
             base_url=base_url,
