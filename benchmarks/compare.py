@@ -6,7 +6,9 @@ once or after `--delay` seconds — and are driven by the same client code, one 
 
 - cold start to a healthy health check (median of 3 restarts) and idle RSS;
 - sequential trigger → finished, p50/p95;
-- `--clients` concurrent clients for `--seconds`: runs/s and the server's CPU per run;
+- `--clients` concurrent clients for `--seconds`: runs/s and the server's CPU per run; then
+  Zerg and the peer at its default jobs again, one after the other, for `--pairs` alternating
+  pairs, so that the machine's drift falls on both sides of the ratio (the verdict's figure);
 - herds of N runs started at once with slow model calls: how long until every trigger was
   answered and every run finished, the server CPU the herd used, and the health check's p99
   meanwhile (Zerg also reports its event-loop lag);
@@ -501,6 +503,32 @@ def measure_history(zerg: Zerg, args: argparse.Namespace, report: Report) -> Non
         )
 
 
+def throughput_pairs(
+    zerg: Zerg, peer_default: Peer, args: argparse.Namespace
+) -> list[tuple[float, float]]:
+    """(Zerg's runs/s, the peer's runs/s) of the concurrent phase, each system started anew,
+    for `args.pairs` pairs, which of the two goes first alternating from pair to pair."""
+
+    def throughput(system: System) -> float:
+        start_and_time(system)
+        try:
+            return asyncio.run(concurrent(system, args.clients, args.seconds))[0]
+        finally:
+            stop(system.process)
+
+    pairs = []
+    for index in range(args.pairs):
+        if index % 2:
+            theirs = throughput(peer_default)
+            ours = throughput(zerg)
+        else:
+            ours = throughput(zerg)
+            theirs = throughput(peer_default)
+        pairs.append((ours, theirs))
+        print(f"   pair {index + 1}: Zerg {ours:.1f}, peer {theirs:.1f} runs/s", file=sys.stderr)
+    return pairs
+
+
 def in_process_limit(fast_url: str, runs: int) -> dict[str, float]:
     script = HERE / "agent_loop.py"
     command = [sys.executable, str(script), "--model-url", fast_url, "--runs", str(runs)]
@@ -542,6 +570,7 @@ def render(
     peers: list[Report],
     limit: dict[str, float],
     args: argparse.Namespace,
+    pairs: list[tuple[float, float]],
 ) -> str:
     default, big = peers[0], peers[-1]
     z_p50 = statistics.median(zerg.seq)
@@ -566,9 +595,20 @@ def render(
         " / ".join(f"{p.runs_per_s:.1f} ({p.name[6:-1]})" for p in peers),
         f"{zerg.runs_per_s:.1f}",
         f"{zerg.runs_per_s / best_peer:.2f}x",
-        "≥ 2x the peer",
-        zerg.runs_per_s >= 2 * best_peer,
+        "≥ 2x the peer" + (" (verdict: the pairs below)" if pairs else ""),
+        None if pairs else zerg.runs_per_s >= 2 * best_peer,
     )
+    if pairs:
+        share = statistics.median(ours / theirs for ours, theirs in pairs)
+        row(
+            f"{args.clients} concurrent clients, runs/s, {len(pairs)} alternating pairs "
+            f"with the peer at default jobs (median ratio)",
+            ", ".join(f"{theirs:.1f}" for _, theirs in pairs),
+            ", ".join(f"{ours:.1f}" for ours, _ in pairs),
+            f"{share:.2f}x",
+            "≥ 2x the peer",
+            share >= 2,
+        )
     for z_herd in zerg.herds:
         peer_herds = [next((h for h in p.herds if h.runs == z_herd.runs), None) for p in peers]
         peer_text = " / ".join(fmt_herd(h) for h in peer_herds)
@@ -668,13 +708,14 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.5, help="model call delay in herds")
     parser.add_argument("--history", type=int, default=100_000, help="runs of history (0: skip)")
     parser.add_argument("--history-pairs", type=int, default=3, help="pairs without/with history")
+    parser.add_argument("--pairs", type=int, default=5, help="alternating pairs with the peer")
     parser.add_argument("--skip-peer", action="store_true", help="measure Zerg only")
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.peer_runs, args.seconds = 30, 5, 3
         args.herds, args.peer_default_herds, args.history = "50", "50", 2000
-        args.history_pairs = 2
+        args.history_pairs = args.pairs = 2
     herds = [int(n) for n in args.herds.split(",") if n]
     root = Path(tempfile.mkdtemp(prefix="zerg-compare-"))
     servers = []
@@ -707,9 +748,10 @@ def main() -> None:
             peers.append(measure(default, default_args, peer_herds))
             big_args = argparse.Namespace(**{**vars(args), "runs": 0})
             peers.append(measure(big, big_args, herds))
+            pairs = throughput_pairs(zerg, default, args)
         else:
-            peers = [zerg_report]
-        table = render(zerg_report, peers, limit, args)
+            peers, pairs = [zerg_report], []
+        table = render(zerg_report, peers, limit, args, pairs)
     finally:
         for server in servers:
             server.terminate()
