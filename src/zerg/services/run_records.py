@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, or_, select, update
 
 from zerg import clock
 from zerg.errors import Conflict, InvalidInput, NotFound, TooMany
@@ -101,6 +101,14 @@ _OTHER_RUNNING = (
         _runs.trigger != "chat",
     )
     .limit(1)
+)
+# The agent's status once one of its runs has ended, in the statement that sets it: `running`
+# while another of its task runs still is, else the status given (`settled`).
+_SETTLE_AGENT = (
+    update(agents_table)
+    .where(_agents.id == bindparam("agent_id"))
+    .values(status=case((_OTHER_RUNNING.exists(), AgentStatus.RUNNING), else_=bindparam("settled")))
+    .returning(_agents.status)
 )
 _ASSISTANT_METAS = select(_messages.metadata).where(
     _messages.thread_id == bindparam("thread_id"),
@@ -385,16 +393,17 @@ def agent_after_run(
 ) -> AgentStatus:
     """The agent's status once run `run_id` ended: `running` while another of its runs still
     is, else `error` after a failure, else `idle`."""
-    busy = db.execute(_OTHER_RUNNING, {"agent_id": agent_id, "run_id": run_id}).first()
     failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
-    agent_status = (
-        AgentStatus.RUNNING if busy else AgentStatus.ERROR if failed else AgentStatus.IDLE
-    )
-    fields: dict[str, Any] = {"last_run_at": now}
+    params: dict[str, Any] = {
+        "agent_id": agent_id,
+        "run_id": run_id,
+        "settled": AgentStatus.ERROR if failed else AgentStatus.IDLE,
+        "last_run_at": now,
+    }
     if status != RunStatus.CANCELLED:
-        fields["last_error"] = error if failed else None
-    set_agent_status(db, agent_id, agent_status, **fields)
-    return agent_status
+        params["last_error"] = error if failed else None
+    settled = db.execute(_SETTLE_AGENT, params).scalar_one_or_none()
+    return AgentStatus(settled) if settled is not None else params["settled"]
 
 
 def usage_of_thread(db: Connection, thread_id: int | None, after: int = 0) -> dict[str, Any]:
