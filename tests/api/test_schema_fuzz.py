@@ -7,8 +7,11 @@ server on loopback, on SQLite: the database adds nothing to what input validatio
 seed makes the run repeatable and a failure reproducible.
 """
 
+import contextlib
+import itertools
 import json
 import socket
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +21,7 @@ import httpx
 import pytest
 import requests
 import schemathesis
-from schemathesis import Case, CheckContext, Response
+from schemathesis import Case, CheckContext, HookContext, Response
 from schemathesis.config import InferenceAlgorithm
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
@@ -61,6 +64,39 @@ def error_shape(ctx: CheckContext, response: Response, case: Case) -> bool | Non
     return None
 
 
+# The server under test: its URL and its SQLite file (one at a time).
+_SERVER: dict[str, Path] = {}
+_deliveries = itertools.count()
+
+
+@schemathesis.hook
+def before_call(ctx: HookContext, case: Case, **kwargs: object) -> None:
+    """Every other delivery (`POST /hooks/{public_id}`) goes to a trigger that exists, made when
+    none does. A trigger's public id is random and no generator guesses it; the stateful phase
+    reaches one only through a created trigger, before anything deletes it, which happened
+    once in a whole run, and in some runs never."""
+    if ctx.operation is None or ctx.operation.label != "POST /hooks/{public_id}":
+        return
+    if next(_deliveries) % 2 == 0:
+        (url, database), *_ = _SERVER.items()
+        case.path_parameters = {
+            **(case.path_parameters or {}),
+            "public_id": _a_trigger(url, database),
+        }
+
+
+def _a_trigger(url: str, database: Path) -> str:
+    """The public id of the newest trigger, created (with its agent) when there is none."""
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT public_id FROM triggers ORDER BY id DESC LIMIT 1").fetchone()
+    if row is not None:
+        return str(row[0])
+    agent = {"name": "hooked", "model": "scripted:echo", "task_instructions": "Say hi."}
+    with httpx.Client(base_url=url) as http:
+        agent_id = http.post("/api/agents", json=agent).json()["id"]
+        return str(http.post(f"/api/agents/{agent_id}/triggers", json={}).json()["public_id"])
+
+
 def _only_loopback(host: object, *args: object, **kwargs: object) -> object:
     # The network guard refuses connections; this refuses the name lookups before them, so
     # an agent's notify_url or http_get call made by the fuzzer sends no DNS query either.
@@ -82,7 +118,11 @@ def fuzz_url(tmp_path: Path) -> Iterator[str]:
         patch.setattr(socket, "getaddrinfo", _only_loopback)
         with serve_in_thread(create_app(config)) as url:
             _seed(url)
-            yield url
+            _SERVER[url] = tmp_path / "zerg.db"
+            try:
+                yield url
+            finally:
+                _SERVER.clear()
 
 
 def _seed(url: str) -> None:
@@ -91,8 +131,8 @@ def _seed(url: str) -> None:
     The operations run one after another in each phase, the agents' first, and deleting an
     agent deletes its threads: the thread belongs to agent 4, past the ids 1 to 3 that the
     coverage phase tries, so that it is still there for the thread operations. No generator
-    guesses a trigger's random public id: the deliveries are reached by the stateful phase,
-    through the link from a created trigger's `public_id`.
+    guesses a trigger's random public id: deliveries reach a trigger through `before_call`, and
+    through the stateful phase's link from a created trigger's `public_id`.
     """
     agent = {"name": "seeded", "model": "scripted:echo", "task_instructions": "Say hi."}
     with httpx.Client(base_url=url) as http:
