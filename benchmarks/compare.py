@@ -470,63 +470,43 @@ def measure(system: System, args: argparse.Namespace, herds: list[int]) -> Repor
     return report
 
 
-def measure_history(zerg: Zerg, args: argparse.Namespace, report: Report) -> None:
-    """Throughput without and with `args.history` runs of history, in alternating pairs.
+def fresh_throughput(system: System, args: argparse.Namespace) -> float:
+    """The concurrent phase's runs/s on the system started anew, then stopped."""
+    start_and_time(system)
+    try:
+        return asyncio.run(concurrent(system, args.clients, args.seconds))[0]
+    finally:
+        stop(system.process)
 
-    The stopped server's data dir is copied and the copy seeded; each pair then serves one and
-    the other (the order alternating from pair to pair), measuring the same concurrent phase.
-    """
+
+def alternating_pairs(
+    first: System, second: System, pairs: int, args: argparse.Namespace
+) -> list[tuple[float, float]]:
+    """(`first`'s runs/s, `second`'s) of the concurrent phase, each started anew, for `pairs`
+    pairs; which of the two goes first alternates from pair to pair, so that the machine's
+    drift falls on both sides of each pair's ratio."""
+    measured = []
+    for index in range(pairs):
+        if index % 2:
+            theirs = fresh_throughput(second, args)
+            ours = fresh_throughput(first, args)
+        else:
+            ours = fresh_throughput(first, args)
+            theirs = fresh_throughput(second, args)
+        measured.append((ours, theirs))
+        print(f"   pair {index + 1}: {ours:.1f} / {theirs:.1f} runs/s", file=sys.stderr)
+    return measured
+
+
+def measure_history(zerg: Zerg, args: argparse.Namespace, report: Report) -> None:
+    """Throughput without and with `args.history` runs of history, in alternating pairs: the
+    stopped server's data dir is copied, the copy seeded, and the two served in turn."""
     seeded = Zerg(zerg.fast_url, zerg.slow_url, zerg.data_dir.with_name("zerg-history"))
     shutil.copytree(zerg.data_dir, seeded.data_dir)
     seeded.fast_agents = list(zerg.fast_agents)
     report.history_runs = history.seed_history(seeded.data_dir, args.history)
-    print(f"   seeded {report.history_runs} runs of history", file=sys.stderr)
-
-    def throughput(system: Zerg) -> float:
-        start_and_time(system)
-        try:
-            return asyncio.run(concurrent(system, args.clients, args.seconds))[0]
-        finally:
-            stop(system.process)
-
-    for index in range(args.history_pairs):
-        if index % 2:
-            with_history = throughput(seeded)
-            without = throughput(zerg)
-        else:
-            without = throughput(zerg)
-            with_history = throughput(seeded)
-        report.history_pairs.append((without, with_history))
-        print(
-            f"   history pair {index + 1}: {without:.1f} / {with_history:.1f} runs/s",
-            file=sys.stderr,
-        )
-
-
-def throughput_pairs(
-    zerg: Zerg, peer_default: Peer, args: argparse.Namespace
-) -> list[tuple[float, float]]:
-    """(Zerg's runs/s, the peer's runs/s) of the concurrent phase, each system started anew,
-    for `args.pairs` pairs, which of the two goes first alternating from pair to pair."""
-
-    def throughput(system: System) -> float:
-        start_and_time(system)
-        try:
-            return asyncio.run(concurrent(system, args.clients, args.seconds))[0]
-        finally:
-            stop(system.process)
-
-    pairs = []
-    for index in range(args.pairs):
-        if index % 2:
-            theirs = throughput(peer_default)
-            ours = throughput(zerg)
-        else:
-            ours = throughput(zerg)
-            theirs = throughput(peer_default)
-        pairs.append((ours, theirs))
-        print(f"   pair {index + 1}: Zerg {ours:.1f}, peer {theirs:.1f} runs/s", file=sys.stderr)
-    return pairs
+    print(f"   seeded {report.history_runs} runs of history; without / with it:", file=sys.stderr)
+    report.history_pairs = alternating_pairs(zerg, seeded, args.history_pairs, args)
 
 
 def in_process_limit(fast_url: str, runs: int) -> dict[str, float]:
@@ -748,7 +728,8 @@ def main() -> None:
             peers.append(measure(default, default_args, peer_herds))
             big_args = argparse.Namespace(**{**vars(args), "runs": 0})
             peers.append(measure(big, big_args, herds))
-            pairs = throughput_pairs(zerg, default, args)
+            print("== Zerg / peer (default jobs), alternating", file=sys.stderr)
+            pairs = alternating_pairs(zerg, default, args.pairs, args)
         else:
             peers, pairs = [zerg_report], []
         table = render(zerg_report, peers, limit, args, pairs)
