@@ -29,6 +29,9 @@ def open_chat(page: Page, agent: dict[str, Any]) -> int:
     page.get_by_label("Agent").select_option(str(agent["id"]))
     page.get_by_role("button", name="Start chat").click()
     expect(page).to_have_url(re.compile(r"/chat/\d+$"))
+    # The URL changes once the chat page starts loading; its script, which sends on Enter, has
+    # run by DOMContentLoaded. An Enter pressed before that only adds a new line.
+    page.wait_for_load_state("domcontentloaded")
     return int(page.url.rsplit("/", 1)[1])
 
 
