@@ -64,6 +64,8 @@ def test_task_run_stores_every_message_with_usage(
     assert tool["tool_call_id"] == "call_1" and tool["name"] == "calculator"
     assert "42" in tool["content"]
     assert answer["content"] == "The answer is 42."
+    costs = [call["metadata"]["cost_usd"], answer["metadata"]["cost_usd"]]
+    assert run["cost_usd"] == pytest.approx(sum(costs))
     # The model saw the tool's real output in its second call.
     second = openai_server.requests[1].body["messages"]
     assert second[-1]["role"] == "tool" and "42" in second[-1]["content"]

@@ -3,7 +3,7 @@
 import httpx
 from sqlalchemy import select
 
-from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall
+from tests.support.openai_server import FakeOpenAI, Hang, Text, ToolCall, Usage
 from tests.support.processes import ZergProcess
 from tests.support.waiting import wait_for
 from zerg.db import Database
@@ -23,7 +23,9 @@ def test_a_killed_run_resumes_without_repeating_completed_calls(
     zerg: ZergProcess, openai_server: FakeOpenAI, database: Database
 ) -> None:
     # First model call asks for the calculator; the second hangs until the process dies.
-    openai_server.enqueue(ToolCall("calculator", {"expression": "6 * 7"}, call_id="c1"), Hang())
+    openai_server.enqueue(
+        ToolCall("calculator", {"expression": "6 * 7"}, call_id="c1", usage=Usage(20, 7)), Hang()
+    )
     zerg.start()
     agent = httpx.post(
         f"{zerg.url}/api/agents",
@@ -45,7 +47,7 @@ def test_a_killed_run_resumes_without_repeating_completed_calls(
     assert stored_roles(database, thread_id) == ["system", "user", "assistant", "tool"]
     zerg.kill()
 
-    openai_server.enqueue(Text("It is 42."))
+    openai_server.enqueue(Text("It is 42.", usage=Usage(30, 5)))
     zerg.start()
     wait_for(lambda: httpx.get(f"{zerg.url}/api/runs/{run['id']}").json()["status"] == "succeeded")
 
@@ -62,4 +64,6 @@ def test_a_killed_run_resumes_without_repeating_completed_calls(
     assert len(openai_server.requests) == 3
     finished = httpx.get(f"{zerg.url}/api/runs/{run['id']}").json()
     assert finished["thread_id"] == thread_id
+    # The run's usage counts the answer stored before the kill as well as the one after.
+    assert (finished["input_tokens"], finished["output_tokens"]) == (50, 12)
     assert httpx.get(f"{zerg.url}/api/agents/{agent['id']}").json()["status"] == "idle"

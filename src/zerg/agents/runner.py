@@ -95,6 +95,20 @@ class RunUsage:
         # One unknown price makes the total unknown: a partial sum would under-report.
         self.cost_usd = None if cost is None or self.cost_usd is None else self.cost_usd + cost
 
+    def totals(self) -> dict[str, Any]:
+        """The totals as a run records them (`run_records.usage_of_thread`'s shape)."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": self.cost_usd,
+        }
+
+
+# What ends a turn, in the transaction of its last answer: given the connection and the
+# turn's usage (None: not known); what it returns runs once that has committed.
+Finish = Callable[[Connection, RunUsage | None], Callable[[], None] | None]
+
 
 def _tool_error(exc: Exception, request: ToolCallRequest) -> str:
     """A failing tool becomes a tool message the model can read; the run goes on."""
@@ -246,15 +260,16 @@ class AgentRunner:
         *,
         stream: bool = False,
         messages: Sequence[Any] | None = None,
-        finish: Callable[[Connection], Callable[[], None] | None] | None = None,
+        finish: Finish | None = None,
     ) -> RunUsage:
         """Run the agent until it answers without tool calls; returns what this call used.
 
         Each message is committed in its own transaction the moment it is produced (the thread
         is the checkpoint), and no connection is held while the model or a tool is awaited.
         The last answer commits with the end of the turn: the pending user message marked
-        processed and `finish(connection)`, which records what ends the turn for the caller
-        (what it returns runs once that has committed). With `stream`, tokens go to
+        processed and `finish(connection, usage)`, which records what ends the turn for the
+        caller (`usage`: what this call used, the last answer included; what it returns runs
+        once that has committed). With `stream`, tokens go to
         `on_token`. `messages` are the thread's messages when the caller has them (a thread
         it just started): they are not read again.
         """
@@ -273,7 +288,7 @@ class AgentRunner:
             with db.transaction() as connection:
                 ThreadService.finish_turn(connection, thread.id)
                 if finish is not None:
-                    after_commit = finish(connection)
+                    after_commit = finish(connection, usage)
             if after_commit is not None:
                 after_commit()
         return usage
@@ -285,7 +300,7 @@ class AgentRunner:
         history: list[BaseMessage],
         usage: RunUsage,
         stream: bool,
-        finish: Callable[[Connection], Callable[[], None] | None] | None,
+        finish: Finish | None,
     ) -> bool:
         """Run the graph over `history`; True once the turn ended with its last answer."""
         model = await chat_model(self.model_name, self.config, self.settings)
@@ -371,7 +386,7 @@ class AgentRunner:
         node: str,
         *,
         ends_turn: bool = False,
-        finish: Callable[[Connection], Callable[[], None] | None] | None = None,
+        finish: Finish | None = None,
     ) -> None:
         """Commit `message`; when it `ends_turn`, the turn ends in the same transaction (see
         `run_thread`)."""
@@ -404,7 +419,7 @@ class AgentRunner:
                 after_commit.append(self.on_message(connection, stored))
             if ends_turn:
                 ThreadService.finish_turn(connection, thread.id)
-                finished = finish(connection) if finish is not None else None
+                finished = finish(connection, usage) if finish is not None else None
                 if finished is not None:
                     after_commit.append(finished)
         usage.messages.append(stored)

@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +55,9 @@ from zerg.services.runs import FINAL_STATUSES, read_run, transition_run
 from zerg.services.threads import ThreadService
 from zerg.services.users import Actor
 from zerg.settings import Settings
+
+if TYPE_CHECKING:  # the agent loop is imported when the first run needs it
+    from zerg.agents.runner import Finish, RunUsage
 
 logger = logging.getLogger(__name__)
 
@@ -388,9 +391,16 @@ class TaskRuns:
                 on_token=stream.token if job.is_chat else None,
                 before_model_call=self._budget_check(job, limits),
             )
-            # A success is recorded with the last answer, in its transaction.
+            # A success is recorded with the last answer, in its transaction. In a thread
+            # this attempt started, every answer is the runner's: its usage is the run's.
             succeeded = self._finisher(
-                job, started_at, thread_id, RunStatus.SUCCEEDED, None, stream
+                job,
+                started_at,
+                thread_id,
+                RunStatus.SUCCEEDED,
+                None,
+                stream,
+                usage_is_the_runs=messages is not None,
             )
             async with asyncio.timeout(_remaining_s(started_at, job.timeout_s)):
                 await runner.run_thread(
@@ -638,7 +648,7 @@ class TaskRuns:
         """Steps 7-8 in one transaction (see `_finisher`)."""
         finish = self._finisher(job, started_at, thread_id, status, error, stream, code=code)
         with self.database.transaction() as db:
-            published = finish(db)
+            published = finish(db, None)
         if published is not None:
             published()
 
@@ -652,19 +662,26 @@ class TaskRuns:
         stream: "RunStream | None" = None,
         *,
         code: str | None = None,
-    ) -> Callable[[Connection], Callable[[], None] | None]:
+        usage_is_the_runs: bool = False,
+    ) -> "Finish":
         """Steps 7-8, to run in the caller's transaction: the run's final status with timings
         and usage (and `code`, the error's stable code, as `error_code`), and the agent's
         status: `idle` after a success or a cancel, `error` with `last_error` after a failure
         (a chat turn leaves the agent's status alone). What it returns announces them once
-        that has committed (None: nothing to announce)."""
+        that has committed (None: nothing to announce).
+
+        The run's usage is summed from its stored answers, or — `usage_is_the_runs` — taken
+        from the runner's usage given (the runner stored every answer of the run)."""
         stream = stream or RunStream(self.bus, job)
         failed = status in (RunStatus.FAILED, RunStatus.TIMED_OUT)
 
-        def finish(db: Connection) -> Callable[[], None] | None:
+        def finish(db: Connection, usage: "RunUsage | None") -> Callable[[], None] | None:
             now = clock.now()
             events: list[Event] = []
-            totals = usage_of_thread(db, thread_id, after=job.message_id or 0)
+            if usage_is_the_runs and usage is not None:
+                totals = usage.totals()
+            else:
+                totals = usage_of_thread(db, thread_id, after=job.message_id or 0)
             run = transition_run(
                 job.run_id,
                 status,
