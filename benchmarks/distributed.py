@@ -430,7 +430,10 @@ def postgres_lines(phases: list[Phase], top: int = 8) -> list[str]:
     lines = []
     for label, one in zip(LABELS, phases, strict=True):
         statements = one.statements()
-        control = sum(s.calls for s in statements if s.query.upper() in TRANSACTION_CONTROL)
+        # "BEGIN" may carry its isolation level ("BEGIN ISOLATION LEVEL READ COMMITTED").
+        control = sum(
+            s.calls for s in statements if s.query.upper().split(" ")[0] in TRANSACTION_CONTROL
+        )
         total = sum(s.calls for s in statements)
         commits = one.per_run(lambda s: s.commits)
         rollbacks = one.per_run(lambda s: s.rollbacks)

@@ -137,6 +137,37 @@ def test_a_busy_connection_is_not_checked_before_each_use(database_url: str, bac
         engine.dispose()
 
 
+def test_a_read_on_postgresql_is_no_transaction(database: Database, backend: str) -> None:
+    """`read` saves PostgreSQL the BEGIN and COMMIT round trips: the server reports no open
+    transaction after its statement, where `transaction` holds one open."""
+    if backend != "postgresql":
+        pytest.skip(reason="SQLite's driver opens no transaction for a read either way")
+    with database.read() as conn:
+        conn.exec_driver_sql("SELECT 1").scalar()
+        assert conn.connection.driver_connection.info.transaction_status.name == "IDLE"
+    with database.transaction() as conn:
+        conn.exec_driver_sql("SELECT 1").scalar()
+        assert conn.connection.driver_connection.info.transaction_status.name == "INTRANS"
+
+
+def test_the_connection_of_a_read_is_transactional_again_afterwards(
+    database: Database, backend: str
+) -> None:
+    """A read leaves its pooled connection as it found it: a transaction on it afterwards
+    still rolls back whole."""
+    with database.transaction() as conn:
+        conn.exec_driver_sql("CREATE TABLE scratch (n INTEGER)")
+    with database.read() as conn:
+        first = conn.connection.driver_connection
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 0
+    with pytest.raises(RuntimeError, match="undo"), database.transaction() as conn:
+        assert conn.connection.driver_connection is first  # the same pooled connection
+        conn.exec_driver_sql("INSERT INTO scratch VALUES (1)")
+        raise RuntimeError("undo")
+    with database.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 0
+
+
 # --- UTCDateTime, on both backends ---
 
 metadata = MetaData()

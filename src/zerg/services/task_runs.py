@@ -327,7 +327,7 @@ class TaskRuns:
             self.bus.unsubscribe(subscription)
 
     def _read_run(self, run_id: int) -> RunRead:
-        with self.database.transaction() as db:
+        with self.database.read() as db:
             return read_run(run_id, db=db)
 
     # -- execution -------------------------------------------------------------------------
@@ -339,7 +339,7 @@ class TaskRuns:
         stored on it (a workflow left from a deleted run or a reset database does nothing).
         """
         async with turn(Priority.RUN):  # the run's own work takes turns on the event loop
-            with self.database.transaction() as db:
+            with self.database.read() as db:
                 job = load_job(db, run_id)
             if job is None:
                 return  # deleted with its agent
@@ -486,7 +486,7 @@ class TaskRuns:
             if not running:
                 continue
             try:
-                with self.database.transaction() as db:
+                with self.database.read() as db:
                     cancelled = cancelled_among(db, running)
             except Exception:
                 logger.exception("checking for cancelled runs failed")
@@ -497,7 +497,7 @@ class TaskRuns:
                     _cancel_task(entry[1])
 
     def _status_of(self, run_id: int) -> str | None:
-        with self.database.transaction() as db:
+        with self.database.read() as db:
             return run_status(db, run_id)
 
     async def cancel(self, run_id: int, actor: Actor) -> RunRead:
