@@ -587,21 +587,14 @@ class TaskRuns:
         with self.database.transaction() as db:
             if job.thread_id is None:
                 now = clock.now()
-                thread, system = ThreadService.start_thread(
+                thread, first_messages = ThreadService.start_thread(
                     db,
                     job.agent_id,
                     job.system_instructions,
                     title=f"{_TITLE_OF[job.trigger]} {now:%Y-%m-%d %H:%M:%S} UTC",
                     thread_type=THREAD_TYPE_OF[job.trigger],
+                    task=task_message(job.task_instructions or "", job.input),
                 )
-                user = ThreadService.add_message(
-                    db,
-                    thread.id,
-                    role="user",
-                    content=task_message(job.task_instructions or "", job.input),
-                    processed=False,
-                )
-                first_messages = [system, user]
             else:
                 thread = ThreadService.read_thread(db, job.thread_id)
             fields: dict[str, Any] = {"executor_id": self.engine.executor_id}

@@ -5,6 +5,7 @@ actor and treat another user's thread like a missing one. The run path's methods
 engine acts as the agent's owner.
 """
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -23,6 +24,9 @@ from zerg.services.users import Actor
 # The run path's statements, built once: building one per call cost more than running it.
 _INSERT_THREAD = insert(threads_table).returning(*threads_table.c)
 _INSERT_MESSAGE = insert(messages_table).returning(messages_table.c.id)
+_INSERT_MESSAGE_WITH_ROLE = insert(messages_table).returning(
+    messages_table.c.role, messages_table.c.id
+)
 _READ_THREAD = select(threads_table).where(threads_table.c.id == bindparam("thread_id"))
 _MARK_PROCESSED = (
     update(messages_table)
@@ -54,7 +58,7 @@ class ThreadService:
         active: bool = False,
     ) -> ThreadRead:
         """A new thread for an agent that starts with the agent's system instructions."""
-        thread, _system = ThreadService.start_thread(
+        thread, _messages = ThreadService.start_thread(
             db, agent_id, system_instructions, title=title, thread_type=thread_type, active=active
         )
         return thread
@@ -68,8 +72,11 @@ class ThreadService:
         title: str,
         thread_type: ThreadType,
         active: bool = False,
-    ) -> tuple[ThreadRead, MessageRead]:
-        """`create_thread_with_system_message`, returning the system message too."""
+        task: str | None = None,
+    ) -> tuple[ThreadRead, list[MessageRead]]:
+        """`create_thread_with_system_message`, returning its messages too: the system
+        message and — given a `task` — the task's user message, pending (`processed` false),
+        both stored in one statement."""
         now = clock.now()
         row = db.execute(
             _INSERT_THREAD,
@@ -83,10 +90,12 @@ class ThreadService:
             },
         ).one()
         thread = ThreadRead.model_validate(row)
-        system = ThreadService.add_message(
-            db, thread.id, role="system", content=system_instructions
-        )
-        return thread, system
+        rows = [_message_values(thread.id, "system", system_instructions, now=now)]
+        if task is not None:
+            rows.append(_message_values(thread.id, "user", task, processed=False, now=now))
+        # The rows differ in role: that tells which id is whose, in whatever order they return.
+        ids = {row.role: row.id for row in db.execute(_INSERT_MESSAGE_WITH_ROLE, rows)}
+        return thread, [_message_read(values, ids[values["role"]], None) for values in rows]
 
     @staticmethod
     def create_chat_thread(
@@ -96,7 +105,7 @@ class ThreadService:
         agent = visible_agent(agent_id, actor, session=session)
         _deactivate_chat_threads(session, agent.id, agent.owner_id)
         title = title or f"Chat {clock.now():%Y-%m-%d %H:%M} UTC"
-        thread, system = ThreadService.start_thread(
+        thread, [system] = ThreadService.start_thread(
             session.connection(),
             agent.id,
             agent.system_instructions,
@@ -127,23 +136,20 @@ class ThreadService:
         meta: dict[str, Any] | None = None,
     ) -> MessageRead:
         """Append a message. The thread's `updated_at` is left to `touch` (once per turn)."""
-        values: dict[str, Any] = {
-            "thread_id": thread_id,
-            "role": role,
-            # Model and tool output may carry NUL, which PostgreSQL cannot store in text.
-            "content": content.replace("\x00", "\ufffd"),
-            "tool_call_id": tool_call_id,
-            "name": name,
-            "processed": processed,
-            "metadata": meta or {},
-            "created_at": clock.now(),
-        }
+        values = _message_values(
+            thread_id,
+            role,
+            content,
+            tool_call_id=tool_call_id,
+            name=name,
+            processed=processed,
+            meta=meta,
+            now=clock.now(),
+        )
         if tool_calls is not None:  # else SQL NULL, not a JSON null
             values["tool_calls"] = tool_calls
         row = db.execute(_INSERT_MESSAGE, values).one()
-        return MessageRead.model_validate(
-            {**values, "id": row.id, "tool_calls": tool_calls, "meta": values["metadata"]}
-        )
+        return _message_read(values, row.id, tool_calls)
 
     @staticmethod
     def finish_turn(db: Connection, thread_id: int) -> None:
@@ -233,6 +239,39 @@ class ThreadService:
         ThreadService.get_thread(session, thread_id, actor=actor)
         stmt = select(Message).where(Message.thread_id == thread_id)
         return paginate(session, stmt, Message.id, limit=limit, after=after)
+
+
+def _message_values(
+    thread_id: int,
+    role: Role,
+    content: str,
+    *,
+    tool_call_id: str | None = None,
+    name: str | None = None,
+    processed: bool = True,
+    meta: dict[str, Any] | None = None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A message's row (without `tool_calls`: SQL NULL unless set)."""
+    return {
+        "thread_id": thread_id,
+        "role": role,
+        # Model and tool output may carry NUL, which PostgreSQL cannot store in text.
+        "content": content.replace("\x00", "\ufffd"),
+        "tool_call_id": tool_call_id,
+        "name": name,
+        "processed": processed,
+        "metadata": meta or {},
+        "created_at": now,
+    }
+
+
+def _message_read(
+    values: dict[str, Any], message_id: int, tool_calls: list[dict[str, Any]] | None
+) -> MessageRead:
+    return MessageRead.model_validate(
+        {**values, "id": message_id, "tool_calls": tool_calls, "meta": values["metadata"]}
+    )
 
 
 def _deactivate_chat_threads(session: Session, agent_id: int, owner_id: int | None) -> None:
