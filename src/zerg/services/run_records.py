@@ -31,9 +31,12 @@ _BUDGET = (
     _agents.max_day_tokens,
     _agents.max_day_cost_usd,
 )
+# The run holding the agent's slot (`concurrency: reject`) comes with the agent: at most one.
+_SLOT = runs_table.alias("slot")
 _AGENT_FOR_RUN = (
     select(_agents.task_instructions, _agents.concurrency, _agents.owner_id)
-    .add_columns(*_BUDGET)
+    .add_columns(*_BUDGET, _SLOT.c.id.label("busy_id"), _SLOT.c.status.label("busy_status"))
+    .select_from(agents_table.outerjoin(_SLOT, _SLOT.c.slot_agent_id == _agents.id))
     .where(_agents.id == bindparam("agent_id"))
 )
 _OWNER_OF_RUN = (
@@ -42,7 +45,6 @@ _OWNER_OF_RUN = (
     .where(_runs.id == bindparam("run_id"))
 )
 _RUN_BY_KEY = select(runs_table).where(_runs.idempotency_key == bindparam("key"))
-_RUN_IN_SLOT = select(_runs.id, _runs.status).where(_runs.slot_agent_id == bindparam("agent_id"))
 _QUEUED_COUNT = select(func.count()).where(
     _runs.agent_id == bindparam("agent_id"), _runs.status == RunStatus.QUEUED
 )
@@ -175,11 +177,10 @@ def record_run(
     check_day(db, agent_id, Limits.of(agent))
     slot = None
     if agent.concurrency == "reject":
-        busy = db.execute(_RUN_IN_SLOT, {"agent_id": agent_id}).one_or_none()
-        if busy is not None:
+        if agent.busy_id is not None:
             raise Conflict(
-                f"agent {agent_id} is busy with run {busy.id} ({busy.status}); wait for it to "
-                "finish, cancel it, or set the agent's concurrency to 'queue'",
+                f"agent {agent_id} is busy with run {agent.busy_id} ({agent.busy_status}); wait "
+                "for it to finish, cancel it, or set the agent's concurrency to 'queue'",
                 code="agent_busy",
             )
         slot = agent_id
