@@ -11,13 +11,15 @@ Prints the sequential trigger→finished p50/p95; runs/s with 1 and 2 workers an
 phase, CPU per run of the API replicas, the workers and PostgreSQL (postmaster and backends),
 PostgreSQL commits and statements per run and the statements issued most, and PostgreSQL's CPU
 per run by who spends it (by connection application name: `zerg`, `zerg-events`,
-`dbos_transact`; the server's own processes by kind); the CPU per run of an
-embedded `zerg serve` (SQLite) under the same load; the runs/s one core of each part carries
-and the part that limits first as workers are added; the recovery time. Also writes the report
-to `benchmarks/results/distributed-<date>.md`. Linux only (reads /proc).
+`dbos_transact`; the server's own processes by kind); the worker's CPU per run against an
+embedded `zerg serve` (SQLite) under the same load, as the median of alternating pairs of
+phases (this machine's speed drifts by tens of percent within minutes: phases measured minutes
+apart compare the drift, not the code); the runs/s one core of each part carries and the part
+that limits first as workers are added; the recovery time. Also writes the report to
+`benchmarks/results/distributed-<date>.md`. Linux only (reads /proc).
 
-    .venv/bin/python benchmarks/distributed.py [--clients 20] [--seconds 15]
-        [--heartbeat 5] [--dead-after 20]
+    .venv/bin/python benchmarks/distributed.py [--clients 20] [--seconds 15] [--pairs 3]
+        [--pair-seconds 8] [--heartbeat 5] [--dead-after 20]
 """
 
 import argparse
@@ -111,11 +113,44 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """One worker phase (1 worker) and one embedded phase, measured back to back."""
+
+    worker_ms: float  # the worker's CPU per run
+    embedded_ms: float  # the embedded server's CPU per run
+    embedded_runs_per_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.worker_ms / self.embedded_ms
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """An embedded `zerg serve` (SQLite) beside the cluster, with its agents."""
+
+    server: ZergProcess
+    agent_ids: list[int]
+
+    def phase(self, seconds: float) -> Phase:
+        pids = [pid_of(self.server)]
+        return asyncio.run(
+            phase(
+                [self.server.url],
+                self.agent_ids,
+                seconds,
+                lambda: Sample({"embedded": tree_cpu_s(pids)}),
+            )
+        )
+
+
+@dataclass(frozen=True)
 class Distributed:
     """What the distributed deployment measured."""
 
     latencies_ms: list[float]
     phases: list[Phase]  # with 1, then 2 workers
+    pairs: list[Pair]  # alternating, with 1 worker
     recovery_s: float
     postgres_version: str
 
@@ -311,18 +346,36 @@ def _executor_of(api: ZergProcess, run_id: int) -> str:
     return executor
 
 
-def embedded_phase(root: Path, clients: int, seconds: float) -> Phase:
-    """The same load on one embedded `zerg serve` (SQLite); its CPU is part "embedded"."""
+@contextmanager
+def embedded_server(root: Path, clients: int) -> Iterator[Embedded]:
+    """One embedded `zerg serve` (SQLite) with an agent per client; its CPU is "embedded"."""
     env = {"ZERG_DATA_DIR": str(root / "embedded"), "ZERG_LOG_LEVEL": "info"}
     server = ZergProcess(env, root / "embedded.log").start()
     try:
-        agent_ids = create_agents(server.url, clients)
-        pids = [pid_of(server)]
-        return asyncio.run(
-            phase([server.url], agent_ids, seconds, lambda: Sample({"embedded": tree_cpu_s(pids)}))
-        )
+        yield Embedded(server, create_agents(server.url, clients))
     finally:
         server.stop()
+
+
+def alternating_pairs(
+    count: int, seconds: float, worker_phase: Callable[[], Phase], embedded: Embedded
+) -> list[Pair]:
+    """`count` pairs of a 1-worker phase and an embedded phase, the order flipped each pair."""
+    pairs = []
+    for index in range(count):
+        measured: dict[str, Phase] = {}
+        order = ("worker", "embedded") if index % 2 == 0 else ("embedded", "worker")
+        for who in order:
+            measured[who] = worker_phase() if who == "worker" else embedded.phase(seconds)
+        alone = measured["embedded"]
+        pairs.append(
+            Pair(
+                measured["worker"].cpu_ms_per_run("worker"),
+                alone.cpu_ms_per_run("embedded"),
+                alone.runs_per_s,
+            )
+        )
+    return pairs
 
 
 def cluster_sampler(
@@ -343,8 +396,8 @@ def run_distributed(root: Path, pg_root: Path, args: argparse.Namespace) -> Dist
     # Started before the processes: the agents' config.base_url must be listed in their env.
     model = FakeOpenAI().start()
     try:
-        with postgres(pg_root) as (server, stats):
-            return measure_cluster(root, server, stats, model, args)
+        with postgres(pg_root) as (server, stats), embedded_server(root, args.clients) as alone:
+            return measure_cluster(root, server, stats, model, alone, args)
     finally:
         model.stop()
 
@@ -354,6 +407,7 @@ def measure_cluster(
     server: PostgresServer,
     stats: Engine,
     model: FakeOpenAI,
+    embedded: Embedded,
     args: argparse.Namespace,
 ) -> Distributed:
     env = {
@@ -388,6 +442,12 @@ def measure_cluster(
         postmaster = postmaster_pid(server)
         sample = cluster_sampler(apis, workers[:1], postmaster, stats)
         one = asyncio.run(phase(urls, agent_ids, args.seconds, sample))
+        pairs = alternating_pairs(
+            args.pairs,
+            args.pair_seconds,
+            lambda: asyncio.run(phase(urls, agent_ids, args.pair_seconds, sample)),
+            embedded,
+        )
         processes.append(workers[1].start())
         sample = cluster_sampler(apis, workers, postmaster, stats)
         two = asyncio.run(phase(urls, agent_ids, args.seconds, sample))
@@ -395,7 +455,7 @@ def measure_cluster(
     finally:
         for process in processes:
             process.stop()
-    return Distributed(latencies, [one, two], recovered, server_version(stats))
+    return Distributed(latencies, [one, two], pairs, recovered, server_version(stats))
 
 
 def machine(postgres_version: str) -> str:
@@ -408,21 +468,31 @@ def machine(postgres_version: str) -> str:
     )
 
 
-def cpu_lines(phases: list[Phase], embedded: Phase) -> list[str]:
+def cpu_lines(phases: list[Phase], pairs: list[Pair], pair_seconds: float) -> list[str]:
     lines = ["CPU per run, ms:    API  worker  PostgreSQL  (runs)"]
     for label, one in zip(LABELS, phases, strict=True):
         api, worker, pg = (one.cpu_ms_per_run(part) for part in PARTS)
         lines.append(f"  {label:<10} {api:7.2f} {worker:7.2f} {pg:11.2f}  ({one.runs})")
-    alone = embedded.cpu_ms_per_run("embedded")
+    lines.append(
+        f"worker (1 worker) against an embedded zerg serve (SQLite) under the same load, "
+        f"{len(pairs)} alternating pairs of {pair_seconds:g} s phases:"
+    )
+    lines.append("  worker ms  embedded ms  (embedded runs/s)  ratio")
+    for pair in pairs:
+        lines.append(
+            f"  {pair.worker_ms:9.2f}  {pair.embedded_ms:11.2f}  ({pair.embedded_runs_per_s:14.0f})"
+            f"  {pair.ratio:5.2f}x"
+        )
+    median = statistics.median(pair.ratio for pair in pairs)
+    alone = statistics.median(pair.embedded_ms for pair in pairs)
     ratios = ", ".join(
         f"{one.cpu_ms_per_run('worker') / alone:.2f}x ({label})"
         for label, one in zip(LABELS, phases, strict=True)
     )
     return [
         *lines,
-        f"embedded zerg serve (SQLite), same load: {embedded.runs_per_s:.0f} runs/s, "
-        f"{alone:.2f} ms CPU per run",
-        f"worker CPU per run ÷ embedded: {ratios} (target ≤ 1.2x)",
+        f"worker CPU per run ÷ embedded, median of the pairs: {median:.2f}x (target ≤ 1.2x)",
+        f"the phases above ÷ the pairs' median embedded ({alone:.2f} ms): {ratios} (information)",
     ]
 
 
@@ -481,7 +551,7 @@ def capacity_lines(last: Phase) -> list[str]:
     return lines
 
 
-def report(args: argparse.Namespace, result: Distributed, embedded: Phase) -> list[str]:
+def report(args: argparse.Namespace, result: Distributed) -> list[str]:
     latencies = result.latencies_ms
     one, two = result.phases
     return [
@@ -492,7 +562,7 @@ def report(args: argparse.Namespace, result: Distributed, embedded: Phase) -> li
         f" ms, p95 {latencies[94]:.0f} ms",
         f"1 worker:  {one.runs_per_s:.0f} runs/s",
         f"2 workers: {two.runs_per_s:.0f} runs/s",
-        *cpu_lines(result.phases, embedded),
+        *cpu_lines(result.phases, result.pairs, args.pair_seconds),
         *postgres_lines(result.phases),
         *capacity_lines(two),
         f"recovery after kill -9 of a worker mid-run (heartbeat {args.heartbeat:g} s, "
@@ -517,6 +587,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
     parser.add_argument("--seconds", type=float, default=15, help="length of each phase")
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="alternating worker/embedded pairs (odd: a median)"
+    )
+    parser.add_argument("--pair-seconds", type=float, default=8, help="length of a pair's phase")
     parser.add_argument("--heartbeat", type=float, default=5, help="ZERG_HEARTBEAT_INTERVAL_S")
     parser.add_argument("--dead-after", type=float, default=20, help="ZERG_WORKER_DEAD_AFTER_S")
     args = parser.parse_args()
@@ -524,12 +598,11 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="zerg-bench-"))
     pg_root = Path(tempfile.mkdtemp(prefix="zerg-bench-pg-"))
     try:
-        embedded = embedded_phase(root, args.clients, args.seconds)
         result = run_distributed(root, pg_root, args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(pg_root, ignore_errors=True)
-    lines = report(args, result, embedded)
+    lines = report(args, result)
     print("\n".join(lines))
     print(f"written to {write_markdown(lines)}")
 
