@@ -269,9 +269,9 @@ class AgentRunner:
         The last answer commits with the end of the turn: the pending user message marked
         processed and `finish(connection, usage)`, which records what ends the turn for the
         caller (`usage`: what this call used, the last answer included; what it returns runs
-        once that has committed). With `stream`, tokens go to
-        `on_token`. `messages` are the thread's messages when the caller has them (a thread
-        it just started): they are not read again.
+        once that has committed). With `stream`, tokens go to `on_token`. `messages` are the
+        thread's messages when the caller has them (a thread it just started): they are not
+        read again.
         """
         usage = RunUsage()
         if messages is None:

@@ -129,8 +129,8 @@ class Database:
         return self.engine.begin()
 
     def read(self) -> AbstractContextManager[Connection]:
-        """A connection for a read that needs no transaction: one statement, or statements
-        each of which may see what committed before it, not what the one before saw.
+        """A connection for a read that needs no transaction: one statement, or several
+        that need not see the same snapshot.
 
         On PostgreSQL each statement commits on its own: one round trip where a transaction
         takes three (BEGIN, the statement, COMMIT). The pool returns the connection to
