@@ -104,7 +104,8 @@ def test_a_tool_call_shows_inline_as_the_turn_makes_it(site: Site, alice: Page) 
 
     send(page, "What is 6 * 7?\nUse the calculator.")
 
-    messages = page.locator("ol.messages > li")
+    # The answer streams into a live reply first, which makes way for the stored message.
+    messages = page.locator("ol.messages > li:not(.live)")
     expect(messages).to_have_count(5)
     assert [m.get_attribute("data-role") for m in messages.all()] == [
         "system",
@@ -113,6 +114,7 @@ def test_a_tool_call_shows_inline_as_the_turn_makes_it(site: Site, alice: Page) 
         "tool",
         "assistant",
     ]
+    expect(page.locator("ol.messages > li.live")).to_have_count(0)
     expect(messages.nth(1).locator(".text")).to_have_text("What is 6 * 7?\nUse the calculator.")
     expect(messages.nth(2).locator(".tool-call .tool-name")).to_have_text("calculator")
     expect(messages.nth(2).locator(".tool-call pre.json")).to_contain_text('"expression": "6 * 7"')
