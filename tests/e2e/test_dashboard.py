@@ -63,6 +63,29 @@ def test_signing_out_ends_the_session(site: Site, pages: Pages, alice: Page) -> 
     expect(again).to_have_url(re.compile(r"/login\?next=%2F$"))
 
 
+def test_the_table_kept_live_after_a_sign_out_elsewhere_keeps_its_rows(
+    site: Site, pages: Pages, alice: Page
+) -> None:
+    mine = create_agent(alice, name="Alices agent")
+    expect(row(alice, mine)).to_be_visible()
+    # Signing out in another tab of the browser ends the session this page was opened with.
+    elsewhere = alice.context.new_page()
+    elsewhere.goto("/")
+    elsewhere.get_by_role("button", name="Sign out").click()
+    expect(elsewhere).to_have_url(re.compile(r"/login$"))
+
+    bob = pages.new()
+    sign_in(bob, "bob")
+    # An agent coming (alice is an admin: she hears of it) makes alice's page read its rows.
+    with alice.expect_response(lambda response: "/agents-table" in response.url) as refreshed:
+        create_agent(bob, name="Bobs agent")
+
+    assert refreshed.value.status == 303, "a page's refresh gets the sign-in page, not an error"
+    assert refreshed.value.headers["location"].startswith("/login?next=")
+    expect(alice.locator("tr[data-agent-id]")).to_have_count(1)
+    expect(row(alice, mine)).to_be_visible()
+
+
 def test_local_mode_opens_straight_in_and_the_demo_agent_runs(
     local_site: Site, pages: Pages
 ) -> None:

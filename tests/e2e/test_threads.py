@@ -159,3 +159,27 @@ def test_a_task_runs_thread_has_no_chat_and_another_users_thread_is_not_found(
     expect(bob.get_by_text("Calculator agent")).to_have_count(0)
     response = bob.goto(f"/threads/{run['thread_id']}/messages?after_id=0")
     assert response is not None and response.status == 404
+
+
+def test_a_thread_followed_after_a_sign_out_elsewhere_keeps_its_messages(
+    site: Site, pages: Pages, alice: Page
+) -> None:
+    bob = pages.new()
+    sign_in(bob, "bob")
+    agent = api(bob, "POST", "/api/agents", DEMO)
+    thread = api(bob, "POST", "/api/threads", {"agent_id": agent["id"]})
+    alice.goto(f"/threads/{thread['id']}")  # alice is an admin: she may follow bob's chat
+    messages = alice.locator("ol.messages > li[data-message-id]")
+    expect(messages).to_have_count(1)
+    elsewhere = alice.context.new_page()
+    elsewhere.goto("/")
+    elsewhere.get_by_role("button", name="Sign out").click()
+    expect(elsewhere).to_have_url(re.compile(r"/login$"))
+
+    # bob's message makes alice's page read what is new in the thread.
+    with alice.expect_response(lambda response: "/messages?after_id=" in response.url) as read:
+        api(bob, "POST", f"/api/threads/{thread['id']}/messages", {"content": "6 * 7?"})
+
+    assert read.value.status == 303, "the page's read gets the sign-in page, not an error"
+    expect(messages).to_have_count(1)
+    expect(messages.first).to_have_attribute("data-role", "system")

@@ -118,7 +118,9 @@
     timer = setTimeout(async () => {
       let html = null;
       try {
-        const response = await fetch(`/agents-table${location.search}`, { credentials: "same-origin" });
+        const response = await fetch(`/agents-table${location.search}`, {
+          credentials: "same-origin", headers: { Accept: "text/html" },
+        });
         // A redirect is the sign-in page (the session ended): keep the rows as they are.
         if (response.ok && !response.redirected) html = await response.text();
       } finally {

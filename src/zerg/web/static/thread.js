@@ -20,11 +20,12 @@
       let response;
       try {
         response = await fetch(`/threads/${threadId}/messages?after_id=${lastId()}`,
-          { credentials: "same-origin" });
+          { credentials: "same-origin", headers: { Accept: "text/html" } });
       } catch (error) {
         return [];
       }
-      if (!response.ok) return [];
+      // A redirect is the sign-in page (the session ended): the messages stay as they are.
+      if (!response.ok || response.redirected) return [];
       const rendered = document.createElement("template");
       rendered.innerHTML = await response.text(); // the server's markup: message text escaped
       const live = list.querySelector(":scope > li.live"); // a reply being written stays last
