@@ -180,7 +180,8 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="How often WebSocket pings and event-stream heartbeats go out; a WebSocket "
-        "peer that does not answer a ping within as long again is disconnected.",
+        "peer that does not answer a ping within as long again is disconnected. An open "
+        "WebSocket's sign-in or token is checked again as often.",
     )
     session_days: float = Field(
         default=14.0,

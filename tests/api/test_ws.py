@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.protocol import Event as ProtocolEvent
@@ -27,9 +27,12 @@ from tests.api.test_auth import add_user, bearer, wait_for_auth_mode
 from tests.support.openai_server import FakeOpenAI, Hang, Text
 from tests.support.server import serve_in_thread
 from tests.support.waiting import wait_for
+from tests.web.test_login import PASSWORD, csrf_of, sign_in
 from zerg.api.app import create_app
 from zerg.api.ws import MAX_TOPICS
 from zerg.db import Database
+from zerg.models import User
+from zerg.services import users
 from zerg.settings import Settings
 
 Message = dict[str, Any]
@@ -524,6 +527,112 @@ def test_a_peer_that_does_not_answer_pings_is_disconnected(settings: Settings) -
         assert round_trip(client) == []
 
     assert mute.pings >= 1
+
+
+# -- credentials ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rechecking(settings: Settings) -> Iterator[str]:
+    """A server that checks its open connections' sign-ins and tokens every 0.3 s."""
+    with serve_in_thread(create_app(settings.model_copy(update={"heartbeat_s": 0.3}))) as url:
+        yield url
+
+
+def close_of(ws: ClientConnection, wait_s: float = WAIT_S) -> Close:
+    """The close frame the server ends the connection with (messages before it are skipped)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            ws.recv(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise AssertionError(f"the connection was still open after {wait_s:g} s") from None
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None, f"the connection ended without a close frame: {closed}"
+            return closed.rcvd
+
+
+def another_token(database: Database, name: str) -> str:
+    with database.session() as session:
+        _, token = users.create_token(users.get_user(name, session=session), session=session)
+        session.commit()
+    return token
+
+
+def test_revoking_a_token_or_disabling_its_user_closes_its_connections(
+    rechecking: str, database: Database
+) -> None:
+    ann = add_user(database, "ann", admin=False)
+    anns_other = another_token(database, "ann")
+    ben = add_user(database, "ben", admin=False)
+
+    with hub(rechecking, ann) as revoked, hub(rechecking, anns_other) as kept:
+        assert subscribe(revoked, "agents") == [] and subscribe(kept, "agents") == []
+        with hub(rechecking, ben) as disabled:
+            assert subscribe(disabled, "agents") == []
+            with database.session() as session:
+                users.revoke_token(ann, session=session)
+                users.disable_user("ben", session=session)
+                session.commit()
+
+            by_revoking = close_of(revoked)
+            by_disabling = close_of(disabled)
+        # Many checks later, ann's other token still follows what it subscribed to.
+        time.sleep(1.5)
+        assert round_trip(kept) == []
+
+    assert by_revoking.code == 4401
+    assert re.fullmatch(r"API token zerg_\S+… was revoked", by_revoking.reason)
+    assert ann.startswith(by_revoking.reason.split()[2].rstrip("…"))
+    assert (by_disabling.code, by_disabling.reason) == (4401, "user 'ben' is disabled")
+    with pytest.raises(InvalidStatus) as refused, hub(rechecking, ann):
+        pass
+    assert refused.value.response.status_code == 401
+
+
+def test_signing_out_closes_the_sessions_connections(rechecking: str, database: Database) -> None:
+    add_user(database, "ann")
+    with database.session() as session:
+        users.set_password("ann", PASSWORD, session=session)
+        session.commit()
+    with httpx.Client(base_url=rechecking, timeout=30) as browser:
+        signed_in = sign_in(browser, "ann")
+        assert signed_in.status_code == 303, signed_in.text
+        cookie = {"Cookie": f"zerg_session={browser.cookies['zerg_session']}"}
+        with connect(ws_url(rechecking), additional_headers=cookie, proxy=None) as ws:
+            assert subscribe(ws, "agents") == []
+            time.sleep(1.0)  # checked again a few times: the session stands
+            assert round_trip(ws) == []
+
+            browser.post("/logout", data={"csrf_token": csrf_of(browser.get("/"))})
+
+            ended = close_of(ws)
+
+    assert (ended.code, ended.reason) == (4401, "your session has ended; sign in again")
+
+
+def test_a_user_whose_rights_changed_is_closed_to_connect_again(
+    rechecking: str, database: Database
+) -> None:
+    ada = add_user(database, "ada", admin=True)
+    ann = add_user(database, "ann", admin=False)
+    with hub(rechecking, ada) as ws:
+        assert subscribe(ws, "agents") == []
+        with database.session() as session:
+            session.get_one(User, users.get_user("ada", session=session).id).is_admin = False
+            session.commit()
+
+        changed = close_of(ws)
+
+    assert (changed.code, changed.reason) == (4403, "your rights changed; connect again")
+    # Connected again, the topics follow the rights ada has now: ann's agent is not hers to see.
+    with httpx.Client(base_url=rechecking, timeout=30) as client:
+        anns = create_agent(client, ann, name="ann's")["id"]
+    with hub(rechecking, ada) as ws:
+        send(ws, {"type": "subscribe", "topics": [f"agent:{anns}"]})
+        [refused, answer] = receive_until(ws, lambda m: m["type"] == "subscribed", "answer")
+    assert refused["data"]["code"] == "not_found"
+    assert answer == {"type": "subscribed", "topics": []}
 
 
 # -- chat -------------------------------------------------------------------------------------

@@ -116,9 +116,16 @@ def add_users(database_url: str, tmp_path: Path, *names: str) -> None:
 
 
 @pytest.fixture
-def site(zerg: ZergProcess, database_url: str, tmp_path: Path) -> Site:
+def zerg_env() -> dict[str, str]:
+    """More of the server's environment (a test parametrizes it for a setting of its own)."""
+    return {}
+
+
+@pytest.fixture
+def site(zerg: ZergProcess, database_url: str, tmp_path: Path, zerg_env: dict[str, str]) -> Site:
     """Zerg in auth mode with users alice (admin) and bob."""
     add_users(database_url, tmp_path, "alice", "bob")
+    zerg.env.update(zerg_env)
     zerg.start()
     return Site(zerg.url, database_url, ["alice", "bob"])
 

@@ -3,9 +3,10 @@
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.conftest import Pages, Site, openai_config, shoot, sign_in
+from tests.e2e.conftest import PASSWORD, Pages, Site, openai_config, shoot, sign_in
 from tests.support.openai_server import FakeOpenAI, Text
 from tests.support.waiting import wait_for
 
@@ -63,6 +64,9 @@ def test_signing_out_ends_the_session(site: Site, pages: Pages, alice: Page) -> 
     expect(again).to_have_url(re.compile(r"/login\?next=%2F$"))
 
 
+# The page's socket outlives the sign-out (its sign-in is checked again only every 300 s), so
+# the event that makes the page read again reaches it.
+@pytest.mark.parametrize("zerg_env", [{"ZERG_HEARTBEAT_S": "300"}], ids=["checked-seldom"])
 def test_the_table_kept_live_after_a_sign_out_elsewhere_keeps_its_rows(
     site: Site, pages: Pages, alice: Page
 ) -> None:
@@ -84,6 +88,28 @@ def test_the_table_kept_live_after_a_sign_out_elsewhere_keeps_its_rows(
     assert refreshed.value.headers["location"].startswith("/login?next=")
     expect(alice.locator("tr[data-agent-id]")).to_have_count(1)
     expect(row(alice, mine)).to_be_visible()
+
+
+@pytest.mark.parametrize("zerg_env", [{"ZERG_HEARTBEAT_S": "0.5"}], ids=["checked-often"])
+def test_a_page_whose_session_ended_elsewhere_offers_a_new_sign_in(
+    site: Site, pages: Pages, alice: Page
+) -> None:
+    alice.goto("/runs")
+    elsewhere = alice.context.new_page()
+    elsewhere.goto("/")
+    elsewhere.get_by_role("button", name="Sign out").click()
+    expect(elsewhere).to_have_url(re.compile(r"/login$"))
+
+    state = alice.locator("#live-state")
+    expect(state).to_have_text("Your session has ended, and live updates with it. Sign in again")
+    shoot(alice, "session-ended")
+    state.get_by_role("link", name="Sign in again").click()
+    expect(alice).to_have_url(re.compile(r"/login\?next=%2Fruns$"))
+    alice.get_by_label("User name").fill("alice")
+    alice.get_by_label("Password").fill(PASSWORD)
+    alice.get_by_role("button", name="Sign in").click()
+    expect(alice).to_have_url(re.compile(r"/runs$"))
+    expect(alice.locator("#live-state")).to_have_text("")
 
 
 def test_local_mode_opens_straight_in_and_the_demo_agent_runs(

@@ -11,6 +11,11 @@ Server → client: `{"type", "topic", "id", "data"}` for events (`id`: the event
 stays open). Each client's buffer is bounded: one that falls `ZERG_EVENT_BUFFER` events behind
 is disconnected (1013) and nobody else waits for it. WebSocket pings (`ZERG_HEARTBEAT_S`) find
 dead peers.
+
+A connection lasts as long as what opened it: every `ZERG_HEARTBEAT_S` its session or token is
+checked again. One signed out, expired or revoked, or a user disabled, closes it with 4401
+(the reason says why; connecting again needs a new sign-in or token), and a user whose rights
+changed (an admin no longer) is closed with 4403, to connect again with the rights they now have.
 """
 
 import asyncio
@@ -22,6 +27,7 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
@@ -44,6 +50,8 @@ MAX_TOPICS = 1000
 # A client message is a subscribe with topics at most: 64 KiB is plenty.
 MAX_MESSAGE_BYTES = 64 * 1024
 TRY_AGAIN_LATER = 1013
+CREDENTIALS_ENDED = 4401
+RIGHTS_CHANGED = 4403
 _TOPIC = re.compile(r"^(agent|thread|run):([1-9][0-9]{0,9})$")
 
 
@@ -74,6 +82,8 @@ class _Client:
         self.bus: EventBus = state.bus
         self.database: Database = state.database
         settings: Settings = state.settings
+        self.recheck_s = settings.heartbeat_s
+        self.ended: tuple[int, str] | None = None  # why the credentials check closes it
         self.subscription = self.bus.subscribe(
             (), limit=settings.event_buffer, accept=lambda e: may_see(actor, e.owner_id)
         )
@@ -82,17 +92,21 @@ class _Client:
     async def serve(self) -> None:
         reader = asyncio.create_task(self._read())
         sender = asyncio.create_task(self._send_events())
+        checker = asyncio.create_task(self._recheck())
+        tasks = (reader, sender, checker)
         # A dropped client may be stuck in a send (it stopped reading): stop waiting for it.
         self.subscription.on_drop = sender.cancel
         try:
-            done, _ = await asyncio.wait((reader, sender), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, sender):
+            for task in tasks:
                 task.cancel()
             self.bus.unsubscribe(self.subscription)
         if self.subscription.dropped is not None:
             logger.info("dropped a WebSocket client: %s", self.subscription.dropped)
             await self._close(TRY_AGAIN_LATER, self.subscription.dropped)
+        elif self.ended is not None:
+            await self._close(*self.ended)
         for task in done:
             error = None if task.cancelled() else task.exception()
             if error is not None and not isinstance(error, _Gone):
@@ -105,7 +119,25 @@ class _Client:
             return
         with suppress(Exception):
             async with asyncio.timeout(1.0):
-                await self.websocket.close(code, reason[:120])
+                # A close frame's reason is at most 123 bytes of UTF-8.
+                await self.websocket.close(code, reason.encode()[:120].decode(errors="ignore"))
+
+    async def _recheck(self) -> None:
+        """Check the connection's session or token again every interval; returns (with
+        `ended` set) once it no longer stands or stands for other rights."""
+        while True:
+            await asyncio.sleep(self.recheck_s)
+            try:
+                actor = await asyncio.to_thread(actor_of, self.websocket)
+            except ZergError as error:
+                self.ended = (CREDENTIALS_ENDED, error.detail)
+                return
+            except SQLAlchemyError as error:  # the database is away: check again next time
+                logger.warning("could not check a WebSocket client's sign-in again: %s", error)
+                continue
+            if actor != self.actor:
+                self.ended = (RIGHTS_CHANGED, "your rights changed; connect again")
+                return
 
     # -- client → server -------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 // live updates come over one WebSocket (/api/ws) that reconnects by itself.
 "use strict";
 (() => {
+  const SIGNED_OUT = 4401; // the hub's close code for a sign-in that has ended
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
   /** Call the API: resolves to {ok, status, data}; data.detail says what went wrong. */
@@ -41,6 +42,15 @@
     let closed = false;
     const state = document.getElementById("live-state");
     const show = (text) => { if (state) state.textContent = text; };
+    // Once the sign-in the socket was opened with has ended (closed with SIGNED_OUT),
+    // connecting again would be refused: the page says so and offers a new sign-in.
+    function signInAgain() {
+      if (!state) return;
+      const link = document.createElement("a");
+      link.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+      link.textContent = "Sign in again";
+      state.replaceChildren("Your session has ended, and live updates with it. ", link);
+    }
 
     function connect() {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -62,8 +72,12 @@
         if (event.type === "subscribed" && opening) opened();
         else if (event.topic !== undefined && event.data !== undefined) onEvent(event);
       };
-      socket.onclose = () => {
+      socket.onclose = (event) => {
         if (closed) return;
+        if (event.code === SIGNED_OUT) {
+          signInAgain();
+          return;
+        }
         show("Live updates paused; reconnecting…");
         setTimeout(connect, delay);
         delay = Math.min(delay * 2, 10000);
