@@ -207,6 +207,11 @@ def sign_in(page: Page, name: str, password: str = PASSWORD) -> None:
     page.wait_for_url(re.compile(r"^(?!.*/login)"))
 
 
+def until_live(page: Page) -> None:
+    """Wait until the page follows its updates live (its WebSocket has subscribed)."""
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+
+
 @pytest.fixture
 def alice(pages: Pages) -> Page:
     """A page signed in as alice (admin), on the agents page."""

@@ -6,7 +6,15 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.conftest import PASSWORD, Pages, Site, openai_config, shoot, sign_in
+from tests.e2e.conftest import (
+    PASSWORD,
+    Pages,
+    Site,
+    openai_config,
+    shoot,
+    sign_in,
+    until_live,
+)
 from tests.support.openai_server import FakeOpenAI, Text
 from tests.support.waiting import wait_for
 
@@ -54,6 +62,8 @@ def badge(page: Page, agent: dict[str, Any]) -> Locator:
 def test_signing_out_ends_the_session(site: Site, pages: Pages, alice: Page) -> None:
     cookie = next(c for c in alice.context.cookies() if c["name"] == "zerg_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    # Signed out while its WebSocket still opened, the page would have its handshake refused.
+    until_live(alice)
 
     alice.get_by_role("button", name="Sign out").click()
 
@@ -72,6 +82,7 @@ def test_the_table_kept_live_after_a_sign_out_elsewhere_keeps_its_rows(
 ) -> None:
     mine = create_agent(alice, name="Alices agent")
     expect(row(alice, mine)).to_be_visible()
+    until_live(alice)
     # Signing out in another tab of the browser ends the session this page was opened with.
     elsewhere = alice.context.new_page()
     elsewhere.goto("/")
@@ -95,6 +106,7 @@ def test_a_page_whose_session_ended_elsewhere_offers_a_new_sign_in(
     site: Site, pages: Pages, alice: Page
 ) -> None:
     alice.goto("/runs")
+    until_live(alice)
     elsewhere = alice.context.new_page()
     elsewhere.goto("/")
     elsewhere.get_by_role("button", name="Sign out").click()
@@ -102,6 +114,7 @@ def test_a_page_whose_session_ended_elsewhere_offers_a_new_sign_in(
 
     state = alice.locator("#live-state")
     expect(state).to_have_text("Your session has ended, and live updates with it. Sign in again")
+    expect(state).to_have_attribute("data-state", "ended")
     shoot(alice, "session-ended")
     state.get_by_role("link", name="Sign in again").click()
     expect(alice).to_have_url(re.compile(r"/login\?next=%2Fruns$"))
@@ -109,7 +122,8 @@ def test_a_page_whose_session_ended_elsewhere_offers_a_new_sign_in(
     alice.get_by_label("Password").fill(PASSWORD)
     alice.get_by_role("button", name="Sign in").click()
     expect(alice).to_have_url(re.compile(r"/runs$"))
-    expect(alice.locator("#live-state")).to_have_text("")
+    until_live(alice)
+    expect(state).to_have_text("")
 
 
 def test_local_mode_opens_straight_in_and_the_demo_agent_runs(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Pages, Site, openai_config, shoot, sign_in
+from tests.e2e.conftest import Pages, Site, openai_config, shoot, sign_in, until_live
 from tests.support.openai_server import FakeOpenAI, ToolCall
 from tests.support.waiting import wait_for
 from zerg.db import Database
@@ -175,6 +175,7 @@ def test_a_thread_followed_after_a_sign_out_elsewhere_keeps_its_messages(
     alice.goto(f"/threads/{thread['id']}")  # alice is an admin: she may follow bob's chat
     messages = alice.locator("ol.messages > li[data-message-id]")
     expect(messages).to_have_count(1)
+    until_live(alice)
     elsewhere = alice.context.new_page()
     elsewhere.goto("/")
     elsewhere.get_by_role("button", name="Sign out").click()

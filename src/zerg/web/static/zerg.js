@@ -41,7 +41,13 @@
     let delay = 500;
     let closed = false;
     const state = document.getElementById("live-state");
-    const show = (text) => { if (state) state.textContent = text; };
+    // The page's #live-state says how live updates stand, in words and in `data-state`:
+    // `live` (subscribed), `paused` (reconnecting) or `ended` (signed out).
+    const show = (text, status) => {
+      if (!state) return;
+      state.textContent = text;
+      state.dataset.state = status;
+    };
     // Once the sign-in the socket was opened with has ended (closed with SIGNED_OUT),
     // connecting again would be refused: the page says so and offers a new sign-in.
     function signInAgain() {
@@ -50,6 +56,7 @@
       link.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
       link.textContent = "Sign in again";
       state.replaceChildren("Your session has ended, and live updates with it. ", link);
+      state.dataset.state = "ended";
     }
 
     function connect() {
@@ -58,11 +65,11 @@
       let opening = true;
       const opened = () => {
         opening = false;
+        show("", "live");
         if (onOpen) onOpen();
       };
       socket.onopen = () => {
         delay = 500;
-        show("");
         if (wanted.size) socket.send(JSON.stringify({ type: "subscribe", topics: [...wanted] }));
         else opened();
       };
@@ -78,7 +85,7 @@
           signInAgain();
           return;
         }
-        show("Live updates paused; reconnecting…");
+        show("Live updates paused; reconnecting…", "paused");
         setTimeout(connect, delay);
         delay = Math.min(delay * 2, 10000);
       };
